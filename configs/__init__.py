@@ -1,0 +1,1 @@
+"""ml_collections configs; each docstring shows its launch command."""

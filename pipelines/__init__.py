@@ -1,0 +1,1 @@
+"""absl entry points, one per job: `python -m pipelines.<job>`."""

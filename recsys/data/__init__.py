@@ -1,0 +1,1 @@
+"""Click-log schema, feature metadata, synthetic logs and tf.data input."""

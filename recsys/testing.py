@@ -1,0 +1,75 @@
+"""Small real artefacts for tests and benchmarks of the consumers of the training contract.
+
+`export_toy_saved_model` writes a genuine SavedModel with the trainer's serving contract
+(`serving_default(examples: string[None]) -> {"probabilities": float[None]}`), so the comparator and
+the server can be tested before, and independently of, the trainer.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from recsys.data.features import FeatureSet
+
+
+def export_toy_saved_model(path: str, features: FeatureSet, seed: int = 0, scale: float = 0.3) -> None:
+    """Exports a logistic model over the numeric features and per-id categorical weights."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    spec = features.parse_spec()
+    numeric = [f.name for f in features.numeric]
+    categorical = [(f.name, f.vocab_size) for f in features.categorical]
+
+    class ToyModel(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(rng.normal(0, scale, len(numeric)).astype("float32"))
+            self.tables = [tf.Variable(rng.normal(0, scale, size).astype("float32")) for _, size in categorical]
+            self.bias = tf.Variable(np.float32(-1.0))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve(self, examples):
+            parsed = tf.io.parse_example(examples, spec)
+            logit = tf.zeros_like(parsed[features.label.name], dtype=tf.float32) + self.bias
+            if numeric:
+                x = tf.stack([parsed[n] for n in numeric], axis=1)
+                logit += tf.linalg.matvec(x, self.w)
+            for (name, size), table in zip(categorical, self.tables):
+                ids = tf.clip_by_value(parsed[name], 0, size - 1)
+                logit += tf.gather(table, ids)
+            return {"probabilities": tf.sigmoid(logit)}
+
+    model = ToyModel()
+    tf.saved_model.save(model, path, signatures={"serving_default": model.serve})
+
+
+def toy_feature_set(num_numeric: int = 3, vocab_sizes: tuple[int, ...] = (10, 20)) -> FeatureSet:
+    """A small feature set (label, ts, I1..In, C1..Cm) for tests."""
+    from recsys.data.features import Feature
+
+    feats = [Feature("label", "int64", "label"), Feature("ts", "int64", "time")]
+    feats += [Feature(f"I{i + 1}", "float32", "numeric") for i in range(num_numeric)]
+    feats += [Feature(f"C{i + 1}", "int64", "categorical", v) for i, v in enumerate(vocab_sizes)]
+    return FeatureSet(tuple(feats))
+
+
+def write_toy_tfrecords(path: str, features: FeatureSet, rows: int, seed: int = 0) -> None:
+    """Writes `rows` random tf.train.Examples matching `features` to one (uncompressed or .gz) file."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    options = "GZIP" if path.endswith(".gz") else None
+    with tf.io.TFRecordWriter(path, options=options) as writer:
+        for t in range(rows):
+            feature = {}
+            for f in features.features:
+                if f.role == "label":
+                    value = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(rng.random() < 0.3)]))
+                elif f.role == "time":
+                    value = tf.train.Feature(int64_list=tf.train.Int64List(value=[t]))
+                elif f.role == "numeric":
+                    value = tf.train.Feature(float_list=tf.train.FloatList(value=[float(rng.exponential())]))
+                else:
+                    value = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(rng.integers(f.vocab_size))]))
+                feature[f.name] = value
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
