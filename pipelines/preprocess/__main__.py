@@ -1,0 +1,71 @@
+"""Click-log TSV -> time-ordered TFRecord shards, features.json, summary.json and dead letters.
+
+    python -m pipelines.preprocess --input='data/criteo_sample/*.tsv' --output_dir=/tmp/criteo_tfrecords
+    python -m pipelines.preprocess --input='day_*.gz' --output_dir=out --vocab_mode=hash --hash_buckets=1000003
+    python -m pipelines.preprocess --input=day_1.gz --output_dir=out1 --vocab_dir=out0   # day-0 ids
+
+Any argument that is not a flag below is a Beam pipeline option (`--runner=DataflowRunner --project=...`,
+`--direct_num_workers=2`, ...); see docs/preprocess.md.
+"""
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("input", None, "File or glob of Criteo-format TSV files, plain or .gz (sorted name = time order).")
+flags.DEFINE_string("output_dir", None, "Directory for part-*.tfrecord.gz, features.json, summary.json, bad_rows-*.")
+flags.DEFINE_enum("vocab_mode", "frequency", ["frequency", "hash"], "How categorical values become ids.")
+flags.DEFINE_integer("min_count", 1, "frequency mode: keep values seen at least this often.")
+flags.DEFINE_integer("max_vocab_size", 0, "frequency mode: cap on each feature's vocab size incl. id 0 (0: none).")
+flags.DEFINE_integer("hash_buckets", None, "hash mode: vocab size N of every feature (ids 1..N-1, 0 = missing).")
+flags.DEFINE_string("vocab_dir", None, "Reuse an earlier run's vocabulary (its output_dir or vocab/): stable ids.")
+flags.DEFINE_integer("rows_per_shard", 100_000, "Input lines per output shard (shards never span input files).")
+flags.DEFINE_bool("overwrite", False, "Replace the outputs of an earlier run in --output_dir.")
+flags.mark_flags_as_required(["input", "output_dir"])
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """Parses the job's flags and leaves every other argument for Beam's pipeline options."""
+    try:
+        return FLAGS(argv, known_only=True)
+    except flags.Error as e:
+        sys.exit(f"preprocess: error: {e} (see --helpfull)")
+
+
+def main(argv: list[str]) -> None:
+    import logging as std_logging
+
+    import recsys  # noqa: F401  (before anything imports TensorFlow)
+    from pipelines.preprocess import PreprocessConfig, run
+
+    # Beam logs every string annotation it cannot use as a type hint at INFO; that is noise here.
+    std_logging.getLogger("apache_beam.typehints.native_type_compatibility").setLevel(std_logging.WARNING)
+
+    try:
+        config = PreprocessConfig(
+            input_pattern=FLAGS.input,
+            output_dir=FLAGS.output_dir,
+            vocab_mode=FLAGS.vocab_mode,
+            min_count=FLAGS.min_count,
+            max_vocab_size=FLAGS.max_vocab_size,
+            hash_buckets=FLAGS.hash_buckets,
+            vocab_dir=FLAGS.vocab_dir,
+            rows_per_shard=FLAGS.rows_per_shard,
+        )
+        summary = run(config, argv[1:], overwrite=FLAGS.overwrite)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        sys.exit(f"preprocess: error: {e}")
+    except Exception as e:  # the pipeline itself failed: keep the traceback in the log, end with one line
+        logging.exception("preprocessing pipeline failed")
+        sys.exit(f"preprocess: pipeline failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    print(
+        f"preprocess: {summary['rows_in']} rows in, {summary['rows_ok']} written, {summary['rows_bad']} bad "
+        f"{ {k: v for k, v in summary['bad_reasons'].items() if v} } -> {FLAGS.output_dir}"
+    )
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=_parse_flags)

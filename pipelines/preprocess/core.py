@@ -1,0 +1,448 @@
+"""Plain-Python core of the preprocessing job: configuration, reading numbered lines, categorical ids,
+vocabulary files, writing one input file's shards, and the summary. No Beam transforms here, so the Beam
+job (`transforms.py`) and the single-process reference in `recsys.bench.preprocess` run the same code.
+
+Every valid row becomes one `tf.train.Example` (see `tfrecords.ExampleEncoder`):
+
+    label   int64   0/1
+    ts      int64   0-based position of the line in the input log: files in sorted name order, lines in
+                    file order, and every line counts (bad and blank ones too), so ts never shifts when a
+                    row is rejected and ts increases strictly within and across shards
+    I1..I13 float   criteo.transform_int: log(1 + max(x, 0)); missing or negative -> 0
+    C1..C26 int64   id in [0, vocab_size); 0 = missing or out of vocabulary
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import gzip
+import io
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from absl import logging
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.preprocess.tfrecords import ExampleEncoder, GzipTFRecordWriter
+from recsys.data import criteo
+from recsys.data.features import criteo_feature_set
+
+VOCAB_MODES = ("frequency", "hash")
+VOCAB_SUBDIR = "vocab"
+VOCAB_SUFFIX = ".txt"
+SHARD_PATTERN = "part-*.tfrecord.gz"
+BAD_ROWS_PREFIX = "bad_rows"
+SUMMARY_FILE = "summary.json"
+FEATURES_FILE = "features.json"
+NUMERIC_TRANSFORM = "log1p(max(x, 0)); missing or negative -> 0 (recsys.data.criteo.transform_int)"
+TS_DEFINITION = "0-based position of the line in the input log: files in sorted name order, every line counted"
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+    """What the job does; validated on construction (the entry point turns errors into a message)."""
+
+    input_pattern: str
+    output_dir: str
+    vocab_mode: str = "frequency"
+    min_count: int = 1
+    max_vocab_size: int = 0
+    hash_buckets: int | None = None
+    vocab_dir: str | None = None
+    rows_per_shard: int = 100_000
+
+    def __post_init__(self):
+        if not self.input_pattern:
+            raise ValueError("`input` must name a file or glob of Criteo TSV files. Received: input=''")
+        if not self.output_dir:
+            raise ValueError("`output_dir` must be a directory path. Received: output_dir=''")
+        if self.vocab_mode not in VOCAB_MODES:
+            raise ValueError(f"`vocab_mode` must be one of {VOCAB_MODES}. Received: vocab_mode={self.vocab_mode!r}")
+        if self.vocab_mode == "hash":
+            if self.hash_buckets is None or self.hash_buckets < 2:
+                raise ValueError(
+                    "`vocab_mode=hash` needs `hash_buckets` >= 2 (ids 1..N-1, 0 for missing). "
+                    f"Received: hash_buckets={self.hash_buckets!r}"
+                )
+            if self.vocab_dir:
+                raise ValueError(
+                    "`vocab_dir` reuses a frequency vocabulary and cannot be combined with vocab_mode=hash. "
+                    f"Received: vocab_dir={self.vocab_dir!r}"
+                )
+        elif self.hash_buckets is not None:
+            raise ValueError(
+                f"`hash_buckets` only applies to vocab_mode=hash. Received: hash_buckets={self.hash_buckets!r} "
+                f"with vocab_mode={self.vocab_mode!r}"
+            )
+        if self.min_count < 1:
+            raise ValueError(f"`min_count` must be >= 1. Received: min_count={self.min_count!r}")
+        if self.max_vocab_size != 0 and self.max_vocab_size < 2:
+            raise ValueError(
+                "`max_vocab_size` must be 0 (no cap) or >= 2 (it includes the reserved id 0). "
+                f"Received: max_vocab_size={self.max_vocab_size!r}"
+            )
+        if self.rows_per_shard < 1:
+            raise ValueError(f"`rows_per_shard` must be >= 1. Received: rows_per_shard={self.rows_per_shard!r}")
+
+    @property
+    def vocabulary_source(self) -> str:
+        if self.vocab_mode == "hash":
+            return "hash"
+        return "reused" if self.vocab_dir else "counted"
+
+    def metadata(self) -> dict[str, Any]:
+        """How ids and values were made: recorded in features.json next to the vocabulary sizes."""
+        counted = self.vocabulary_source == "counted"
+        return {
+            "vocab_mode": self.vocab_mode,
+            "vocab_source": self.vocabulary_source,
+            "vocab_dir": self.vocab_dir,
+            "min_count": self.min_count if counted else None,
+            "max_vocab_size": self.max_vocab_size if counted else None,
+            "hash_buckets": self.hash_buckets,
+            "hash_function": "1 + int(value, 16) mod (hash_buckets - 1)" if self.vocab_mode == "hash" else None,
+            "numeric_transform": NUMERIC_TRANSFORM,
+            "ts": TS_DEFINITION,
+            "rows_per_shard": self.rows_per_shard,
+        }
+
+
+def list_input_files(pattern: str) -> list[str]:
+    """Files matching `pattern` (local or any Beam filesystem), in sorted name order = time order."""
+    try:
+        results = FileSystems.match([pattern])
+    except Exception as e:  # Beam raises BeamIOError for e.g. a missing bucket: report it with the pattern.
+        raise FileNotFoundError(f"`input` pattern {pattern!r} could not be listed: {e}") from e
+    paths = sorted(m.path for result in results for m in result.metadata_list)
+    if not paths:
+        raise FileNotFoundError(f"`input` pattern {pattern!r} matched no files")
+    return paths
+
+
+# --- Files ---------------------------------------------------------------------------------------
+
+
+def open_binary(path: str) -> io.BufferedIOBase:
+    """Opens a local or remote (gs://, s3://, ...) file for reading bytes; `.gz` is decompressed."""
+    if "://" in path:
+        raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    else:
+        raw = open(path, "rb")  # closed through the returned object
+    if path.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    return raw
+
+
+def read_lines(path: str) -> Iterator[str]:
+    """Yields every line of `path` in order, without its trailing newline.
+
+    Lines split on '\\n' only, so a '\\r' stays part of the line (verbatim in the dead-letter output).
+    Bytes that are not UTF-8 become surrogate escapes: such a line fails validation as a bad row
+    instead of crashing the job.
+    """
+    with open_binary(path) as f:
+        for raw in f:
+            if raw.endswith(b"\n"):
+                raw = raw[:-1]
+            yield raw.decode("utf-8", "surrogateescape")
+
+
+class CountedLines:
+    """`read_lines(path)` that counts the lines it yields (`count`), for passes that need both."""
+
+    def __init__(self, path: str):
+        self._path = path
+        self.count = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for line in read_lines(self._path):
+            self.count += 1
+            yield line
+
+
+def count_lines(path: str) -> int:
+    """Number of lines `read_lines` yields for `path` (a last line without '\\n' counts)."""
+    count = 0
+    last = b"\n"
+    with open_binary(path) as f:
+        while block := f.read(1 << 22):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write(data)
+
+
+def read_bytes(path: str) -> bytes:
+    if not FileSystems.exists(path):
+        raise FileNotFoundError(f"file not found: {path}")
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read()
+
+
+# --- Categorical ids -----------------------------------------------------------------------------
+
+
+def hash_id(value: str, buckets: int) -> int:
+    """Stable id of a hex categorical value in [1, buckets): `1 + int(value, 16) mod (buckets - 1)`.
+
+    Criteo's categorical values are already 32-bit hashes, so their integer value modulo the bucket
+    count spreads evenly; unlike Python's `hash()` (salted per process) the id never changes between
+    runs, machines or days.
+    """
+    return 1 + int(value, 16) % (buckets - 1)
+
+
+class HashIds:
+    """Categorical ids by `hash_id`: every feature gets `buckets` ids, 0 only for missing values."""
+
+    def __init__(self, buckets: int):
+        if not isinstance(buckets, int) or buckets < 2:
+            raise ValueError(f"`hash_buckets` must be an integer >= 2. Received: hash_buckets={buckets!r}")
+        self.buckets = buckets
+
+    def vocab_sizes(self) -> dict[str, int]:
+        return {name: self.buckets for name in criteo.CAT_COLUMNS}
+
+    def ids(self, cats: Sequence[str | None]) -> list[int]:
+        modulus = self.buckets - 1  # hash_id, inlined: this runs 26 times per row
+        return [0 if v is None else 1 + int(v, 16) % modulus for v in cats]
+
+
+class VocabularyIds:
+    """Categorical ids from per-feature vocabularies: id = position in the vocabulary + 1, unknown -> 0."""
+
+    def __init__(self, vocabularies: Mapping[str, Sequence[str]]):
+        missing = [name for name in criteo.CAT_COLUMNS if name not in vocabularies]
+        if missing:
+            raise ValueError(f"vocabularies are missing features {missing}; need all of {list(criteo.CAT_COLUMNS)}")
+        self._tables = [{value: i + 1 for i, value in enumerate(vocabularies[name])} for name in criteo.CAT_COLUMNS]
+
+    def vocab_sizes(self) -> dict[str, int]:
+        return {name: len(table) + 1 for name, table in zip(criteo.CAT_COLUMNS, self._tables, strict=True)}
+
+    def ids(self, cats: Sequence[str | None]) -> list[int]:
+        return [0 if v is None else table.get(v, 0) for table, v in zip(self._tables, cats, strict=True)]
+
+
+# --- Vocabularies --------------------------------------------------------------------------------
+
+
+def valid_rows(lines: Iterable[str]) -> Iterator[criteo.CriteoRow]:
+    """The parsed valid rows among `lines`; bad rows are skipped (pass 2 reports them)."""
+    for line in lines:
+        try:
+            yield criteo.parse_line(line)
+        except criteo.BadRowError:
+            continue
+
+
+def count_categoricals(rows: Iterable[criteo.CriteoRow]) -> dict[str, collections.Counter]:
+    """Per categorical feature, how often each (non-missing) value occurs in `rows`."""
+    counters = [collections.Counter() for _ in criteo.CAT_COLUMNS]
+    for row in rows:
+        for counter, value in zip(counters, row.cats, strict=True):
+            if value is not None:
+                counter[value] += 1
+    return dict(zip(criteo.CAT_COLUMNS, counters, strict=True))
+
+
+def select_vocabulary(counts: Mapping[str, int], min_count: int, max_vocab_size: int) -> list[tuple[str, int]]:
+    """Values seen at least `min_count` times, most frequent first (ties by value, so runs agree).
+
+    `max_vocab_size` > 0 caps the vocabulary size *including* the reserved id 0, i.e. keeps at most
+    `max_vocab_size - 1` values, so it bounds the embedding table exactly as `hash_buckets` does.
+    """
+    kept = sorted(((v, c) for v, c in counts.items() if c >= min_count), key=lambda vc: (-vc[1], vc[0]))
+    if max_vocab_size > 0:
+        kept = kept[: max_vocab_size - 1]
+    return kept
+
+
+def vocab_path(vocab_dir: str, feature: str) -> str:
+    return os.path.join(vocab_dir, feature + VOCAB_SUFFIX)
+
+
+def format_vocabulary(entries: Sequence[tuple[str, int]]) -> bytes:
+    """The vocabulary file: one `value<TAB>count` line per value; the id of line k (from 0) is k + 1."""
+    return "".join(f"{value}\t{count}\n" for value, count in entries).encode("ascii")
+
+
+def parse_vocabulary(text: str, path: str) -> list[str]:
+    """Values of a vocabulary file, in id order; raises ValueError on an empty or repeated value."""
+    values = [line.split("\t", 1)[0].strip() for line in text.splitlines()]
+    for number, value in enumerate(values, start=1):
+        if not value:
+            raise ValueError(f"{path}:{number}: empty vocabulary value")
+    if len(set(values)) != len(values):
+        repeated = sorted(v for v, n in collections.Counter(values).items() if n > 1)[:5]
+        raise ValueError(f"{path}: repeated vocabulary values, e.g. {repeated}")
+    return values
+
+
+def resolve_vocab_dir(path: str) -> str:
+    """`--vocab_dir` may name an earlier run's output_dir or its `vocab/` subdirectory."""
+    nested = os.path.join(path, VOCAB_SUBDIR)
+    if FileSystems.exists(vocab_path(nested, criteo.CAT_COLUMNS[0])):
+        return nested
+    return path
+
+
+# --- Shards --------------------------------------------------------------------------------------
+
+
+def shard_name(file_index: int, shard_index: int) -> str:
+    """`part-<file>-<shard>.tfrecord.gz`: name order = input file order, then line order = time order."""
+    return f"part-{file_index:05d}-{shard_index:06d}.tfrecord.gz"
+
+
+class ShardWriter:
+    """Writes one shard under a temporary name and renames it when complete, so a `part-*` file is
+    never half-written (a retried Beam bundle rewrites the same name). Collects the shard's stats."""
+
+    def __init__(self, output_dir: str, name: str, first_ts: int):
+        self._path = os.path.join(output_dir, name)
+        self._tmp_path = os.path.join(output_dir, f".tmp-{name}")
+        self._writer = GzipTFRecordWriter(self._tmp_path)
+        self.write = self._writer.write
+        self.stats: dict[str, Any] = {
+            "name": name,
+            "first_ts": first_ts,
+            "last_ts": first_ts,
+            "lines": 0,
+            "rows": 0,
+            "bad_reasons": collections.Counter(),
+            "oov_values": [0] * len(criteo.CAT_COLUMNS),
+        }
+
+    def close(self) -> dict[str, Any]:
+        self._writer.close()
+        if FileSystems.exists(self._path):
+            FileSystems.delete([self._path])
+        FileSystems.rename([self._tmp_path], [self._path])
+        self.stats["bad_reasons"] = dict(self.stats["bad_reasons"])
+        return self.stats
+
+
+def bad_row_json(ts: int, path: str, line_number: int, error: criteo.BadRowError, line: str) -> str:
+    """One dead-letter line: a JSON object with ts, file, line_number (1-based), reason, detail, line.
+
+    `line` is verbatim without its newline. Bytes that were not UTF-8 are surrogate escapes in `line`;
+    JSON writes them as `\\udcXX`, so `json.loads(...)["line"].encode("utf-8", "surrogateescape")` gives
+    back the original bytes. (Formatted as text right away: Beam's coders cannot carry such strings.)
+    """
+    record = {"ts": ts, "file": path, "line_number": line_number, "reason": error.reason, "detail": error.detail,
+              "line": line}
+    return json.dumps(record, ensure_ascii=True)
+
+
+def write_file_shards(
+    file_index: int,
+    path: str,
+    first_ts: int,
+    ids: HashIds | VocabularyIds,
+    encoder: ExampleEncoder,
+    output_dir: str,
+    rows_per_shard: int,
+) -> Iterator[dict[str, Any] | str]:
+    """Streams one input file into shards of `rows_per_shard` lines, in line order.
+
+    Yields each shard's stats dict when the shard is complete, and a dead-letter JSON line (str,
+    `bad_row_json`) for every malformed line. Memory stays constant however long the file is.
+    """
+    transform_int = criteo.transform_int
+    shard, line_number, started = None, -1, time.monotonic()
+    for line_number, line in enumerate(read_lines(path)):
+        ts = first_ts + line_number
+        if line_number % rows_per_shard == 0:
+            if shard is not None:
+                yield _close_shard(shard, path, line_number, started)
+            shard = ShardWriter(output_dir, shard_name(file_index, line_number // rows_per_shard), ts)
+        stats = shard.stats
+        stats["lines"] += 1
+        stats["last_ts"] = ts
+        try:
+            row = criteo.parse_line(line)
+        except criteo.BadRowError as e:
+            stats["bad_reasons"][e.reason] += 1
+            yield bad_row_json(ts, path, line_number + 1, e, line)
+            continue
+        cat_ids = ids.ids(row.cats)
+        if cat_ids.count(0) != row.cats.count(None):  # a present value got id 0: out of vocabulary
+            for position, (value, cat_id) in enumerate(zip(row.cats, cat_ids, strict=True)):
+                if value is not None and cat_id == 0:
+                    stats["oov_values"][position] += 1
+        shard.write(encoder.encode(row.label, ts, [transform_int(v) for v in row.ints], cat_ids))
+        stats["rows"] += 1
+    if shard is not None:
+        yield _close_shard(shard, path, line_number + 1, started)
+
+
+def _close_shard(shard: ShardWriter, path: str, lines_read: int, started: float) -> dict[str, Any]:
+    stats = shard.close()
+    rate = lines_read / max(time.monotonic() - started, 1e-9)
+    logging.info("wrote %s: %d rows, %d bad (%s: %d lines so far, %.0f lines/s)", stats["name"], stats["rows"],
+                 stats["lines"] - stats["rows"], path, lines_read, rate)
+    return stats
+
+
+# --- Summary and metadata ------------------------------------------------------------------------
+
+
+def file_table(line_counts: Mapping[int, int], paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Per input file (sorted order): path, number of lines and `first_ts`, the ts of its first line."""
+    table, first_ts = [], 0
+    for index, path in enumerate(paths):
+        lines = line_counts[index]
+        table.append({"path": path, "lines": lines, "first_ts": first_ts})
+        first_ts += lines
+    return table
+
+
+def summarise_shards(shard_stats: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Adds up per-shard stats: rows_in, rows_ok, rows_bad, bad_reasons, oov_values, shards (in name order)."""
+    bad_reasons = {reason: 0 for reason in criteo.BAD_REASONS}
+    oov = [0] * len(criteo.CAT_COLUMNS)
+    shards = []
+    for stats in sorted(shard_stats, key=lambda s: s["name"]):
+        for reason, count in stats["bad_reasons"].items():
+            bad_reasons[reason] += count
+        oov = [a + b for a, b in zip(oov, stats["oov_values"], strict=True)]
+        shards.append({k: stats[k] for k in ("name", "first_ts", "last_ts", "lines", "rows")})
+    rows_in = sum(s["lines"] for s in shards)
+    rows_ok = sum(s["rows"] for s in shards)
+    return {
+        "rows_in": rows_in,
+        "rows_ok": rows_ok,
+        "rows_bad": rows_in - rows_ok,
+        "bad_reasons": bad_reasons,
+        "oov_values": dict(zip(criteo.CAT_COLUMNS, oov, strict=True)),
+        "shards": shards,
+    }
+
+
+def write_run_metadata(
+    config: PreprocessConfig, summary: Mapping[str, Any], files: Sequence[Mapping[str, Any]],
+    vocab_sizes: Mapping[str, int],
+) -> dict[str, Any]:
+    """Writes features.json, then summary.json (last: its presence marks a finished run); returns the summary."""
+    counted = sum(f["lines"] for f in files)
+    if summary["rows_in"] != counted:
+        raise RuntimeError(
+            f"pass 2 read {summary['rows_in']} lines but pass 1 counted {counted}: input files must not change "
+            "while the job runs"
+        )
+    summary = {**summary, "files": list(files), "input": config.input_pattern}
+    feature_set = criteo_feature_set(dict(vocab_sizes), config.metadata())
+    # The bytes FeatureSet.save writes, through Beam's filesystems so that workers need no TensorFlow.
+    write_bytes(os.path.join(config.output_dir, FEATURES_FILE),
+                (json.dumps(feature_set.to_json(), indent=2, sort_keys=False) + "\n").encode("utf-8"))
+    write_bytes(os.path.join(config.output_dir, SUMMARY_FILE), (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    return summary

@@ -1,0 +1,290 @@
+"""Beam transforms of the preprocessing job: Criteo click-log TSV -> time-ordered TFRecord shards.
+
+Shape of the pipeline (`PreprocessClickLogs`), over the input files in sorted name order:
+
+    files ─┬─ pass 1: CountCategoricalValues (frequency) or CountLines (hash, --vocab_dir) ─► lines per file
+           │          ├─► MergeCounts ─► SelectVocabulary ─► WriteVocabularyFiles ─► vocabularies
+           │          └─ (or LoadVocabulary from --vocab_dir; nothing in hash mode)
+           └─ pass 2: WriteExampleShards(FileTable, vocabularies) ─┬─► shard stats ─► Summarise ─► WriteRunMetadata
+                                                                   └─► bad rows (tagged) ─► WriteBadRows
+
+`ts` is the position of a line in the whole input log, so pass 2 needs every earlier file's line count:
+that is why pass 1 always runs (in frequency mode it is also the vocabulary count). Pass 2 streams each
+file once, in order, and cuts it into shards of `rows_per_shard` lines: rows leave a file already in
+time order, so no shuffle or sort is needed, memory stays constant however big a file is, and shard
+names (`part-<file>-<shard>`) sort in time order. Parallelism is across input files (a gzip stream
+cannot be split anyway; `DistributeFiles` spreads them over workers); split a very large file for more.
+"""
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from pipelines.preprocess import core
+from pipelines.preprocess.core import PreprocessConfig
+from pipelines.preprocess.tfrecords import ExampleEncoder
+from recsys.data import criteo
+
+NAMESPACE = "preprocess"
+BAD_ROWS_TAG = "bad_rows"
+LINE_COUNTS_TAG = "line_counts"
+
+
+class InputFile(NamedTuple):
+    """One input file and its rank in sorted name order."""
+
+    index: int
+    path: str
+
+
+# --- Pass 1: line counts and categorical value counts ---------------------------------------------
+
+
+class CountLines(beam.DoFn):
+    """InputFile -> (file index, number of lines)."""
+
+    def __init__(self):
+        self._lines = Metrics.counter(NAMESPACE, "pass1_lines")
+
+    def process(self, file: InputFile) -> Iterator[tuple[int, int]]:
+        count = core.count_lines(file.path)
+        self._lines.inc(count)
+        yield file.index, count
+
+
+class CountCategoricalValues(beam.DoFn):
+    """InputFile -> (feature, Counter of its values over the file's valid rows), one per feature.
+
+    Also emits (file index, number of lines) on the `line_counts` output. Bad rows are skipped here
+    and reported by pass 2, which reads exactly the same lines.
+    """
+
+    def __init__(self):
+        self._lines = Metrics.counter(NAMESPACE, "pass1_lines")
+
+    def process(self, file: InputFile) -> Iterator[Any]:
+        lines = core.CountedLines(file.path)
+        counts = core.count_categoricals(core.valid_rows(lines))
+        self._lines.inc(lines.count)
+        yield beam.pvalue.TaggedOutput(LINE_COUNTS_TAG, (file.index, lines.count))
+        yield from counts.items()
+
+
+class MergeCounts(beam.CombineFn):
+    """Sums Counters."""
+
+    def create_accumulator(self) -> collections.Counter:
+        return collections.Counter()
+
+    def add_input(self, accumulator: collections.Counter, counts: Mapping[str, int]) -> collections.Counter:
+        accumulator.update(counts)
+        return accumulator
+
+    def merge_accumulators(self, accumulators) -> collections.Counter:
+        merged = collections.Counter()
+        for accumulator in accumulators:
+            merged.update(accumulator)
+        return merged
+
+    def extract_output(self, accumulator: collections.Counter) -> collections.Counter:
+        return accumulator
+
+
+class WriteVocabularyFiles(beam.DoFn):
+    """(feature, [(value, count)]) -> writes `<vocab_dir>/<feature>.txt`; emits (feature, [values])."""
+
+    def __init__(self, vocab_dir: str):
+        self._vocab_dir = vocab_dir
+        self._sizes = Metrics.distribution(NAMESPACE, "vocab_size")
+
+    def process(self, feature_entries: tuple[str, list[tuple[str, int]]]) -> Iterator[tuple[str, list[str]]]:
+        feature, entries = feature_entries
+        core.write_bytes(core.vocab_path(self._vocab_dir, feature), core.format_vocabulary(entries))
+        self._sizes.update(len(entries) + 1)
+        yield feature, [value for value, _ in entries]
+
+
+class LoadVocabulary(beam.DoFn):
+    """An earlier run's vocabulary directory -> (feature, [values]); copies the files into this run's vocab/
+    so that the next day can reuse this run in turn."""
+
+    def __init__(self, output_vocab_dir: str):
+        self._output_vocab_dir = output_vocab_dir
+
+    def process(self, vocab_dir: str) -> Iterator[tuple[str, list[str]]]:
+        for feature in criteo.CAT_COLUMNS:
+            path = core.vocab_path(vocab_dir, feature)
+            data = core.read_bytes(path)
+            values = core.parse_vocabulary(data.decode("ascii"), path)
+            core.write_bytes(core.vocab_path(self._output_vocab_dir, feature), data)
+            yield feature, values
+
+
+class ComputeVocabulary(beam.PTransform):
+    """InputFiles -> {"vocabularies": one {feature: [values]} dict, "line_counts": (file index, lines)}."""
+
+    def __init__(self, config: PreprocessConfig):
+        super().__init__()
+        self._config = config
+
+    def expand(self, files):
+        config = self._config
+        output_vocab_dir = os.path.join(config.output_dir, core.VOCAB_SUBDIR)
+        if config.vocab_dir:
+            entries = (
+                files.pipeline
+                | "VocabDir" >> beam.Create([core.resolve_vocab_dir(config.vocab_dir)])
+                | "LoadVocabulary" >> beam.ParDo(LoadVocabulary(output_vocab_dir))
+            )
+            line_counts = files | "CountLines" >> beam.ParDo(CountLines())
+        else:
+            counted = files | "CountValues" >> beam.ParDo(CountCategoricalValues()).with_outputs(
+                LINE_COUNTS_TAG, main="values"
+            )
+            line_counts = counted[LINE_COUNTS_TAG]
+            min_count, max_vocab_size = config.min_count, config.max_vocab_size
+            entries = (
+                counted.values
+                | "MergeCounts" >> beam.CombinePerKey(MergeCounts())
+                | "SelectVocabulary"
+                >> beam.MapTuple(lambda f, counts: (f, core.select_vocabulary(counts, min_count, max_vocab_size)))
+                | "WriteVocabularyFiles" >> beam.ParDo(WriteVocabularyFiles(output_vocab_dir))
+            )
+        vocabularies = entries | "CollectVocabularies" >> beam.combiners.ToDict()
+        return {"vocabularies": vocabularies, "line_counts": line_counts}
+
+
+# --- Pass 2: examples, shards, dead letters -------------------------------------------------------
+
+
+class WriteExampleShards(beam.DoFn):
+    """InputFile -> `part-<file>-<shard>.tfrecord.gz` files of tf.train.Examples in line order.
+
+    Main output: one stats dict per shard (lines, rows written, ts range, bad reasons, out-of-vocabulary
+    counts). Tagged output `bad_rows`: one JSON line per malformed line (`core.bad_row_json`).
+    Side inputs: `files` (the FileTable) and, unless hashing, `vocabularies` ({feature: [values]}).
+    """
+
+    def __init__(self, output_dir: str, rows_per_shard: int, hash_buckets: int | None = None):
+        self._output_dir = output_dir
+        self._rows_per_shard = rows_per_shard
+        self._hash_buckets = hash_buckets
+        self._rows_in = Metrics.counter(NAMESPACE, "rows_in")
+        self._rows_ok = Metrics.counter(NAMESPACE, "rows_ok")
+        self._rows_bad = Metrics.counter(NAMESPACE, "rows_bad")
+        self._bad = {reason: Metrics.counter(NAMESPACE, f"bad_{reason}") for reason in criteo.BAD_REASONS}
+        self._shards = Metrics.counter(NAMESPACE, "shards_written")
+
+    def setup(self):
+        self._encoder = ExampleEncoder()
+
+    def process(self, file: InputFile, files: Sequence[Mapping[str, Any]], vocabularies=None) -> Iterator[Any]:
+        ids = core.HashIds(self._hash_buckets) if vocabularies is None else core.VocabularyIds(vocabularies)
+        expected_lines = files[file.index]["lines"]
+        lines = 0
+        for item in core.write_file_shards(file.index, file.path, files[file.index]["first_ts"], ids, self._encoder,
+                                           self._output_dir, self._rows_per_shard):
+            if isinstance(item, str):
+                yield beam.pvalue.TaggedOutput(BAD_ROWS_TAG, item)
+                continue
+            lines += item["lines"]
+            self._count(item)
+            yield item
+        if lines != expected_lines:
+            raise RuntimeError(
+                f"{file.path} has {lines} lines now but had {expected_lines} when pass 1 counted them; "
+                "input files must not change while the job runs"
+            )
+
+    def _count(self, stats: Mapping[str, Any]) -> None:
+        self._rows_in.inc(stats["lines"])
+        self._rows_ok.inc(stats["rows"])
+        self._rows_bad.inc(stats["lines"] - stats["rows"])
+        for reason, count in stats["bad_reasons"].items():
+            self._bad[reason].inc(count)
+        self._shards.inc()
+
+
+class Summarise(beam.CombineFn):
+    """Shard stats -> the summary (`core.summarise_shards`)."""
+
+    def create_accumulator(self) -> list[dict[str, Any]]:
+        return []
+
+    def add_input(self, accumulator: list, stats: dict[str, Any]) -> list:
+        accumulator.append(stats)
+        return accumulator
+
+    def merge_accumulators(self, accumulators) -> list:
+        return [stats for accumulator in accumulators for stats in accumulator]
+
+    def extract_output(self, accumulator: list) -> dict[str, Any]:
+        return core.summarise_shards(accumulator)
+
+
+class WriteRunMetadata(beam.DoFn):
+    """Summary -> writes features.json, then summary.json (`core.write_run_metadata`)."""
+
+    def __init__(self, config: PreprocessConfig):
+        self._config = config
+
+    def process(self, summary: dict[str, Any], files: Sequence[Mapping[str, Any]], vocab_sizes: Mapping[str, int]):
+        yield core.write_run_metadata(self._config, summary, files, vocab_sizes)
+
+
+class PreprocessClickLogs(beam.PTransform):
+    """The whole job, applied to the pipeline root (see the module docstring).
+
+    Returns {"shards": per-shard stats, "bad_rows": dead-letter JSON lines, "summary": the summary dict}.
+    """
+
+    def __init__(self, config: PreprocessConfig, input_paths: Sequence[str]):
+        super().__init__()
+        self._config = config
+        self._paths = list(input_paths)
+
+    def expand(self, pbegin):
+        config, paths = self._config, self._paths
+        files = (
+            pbegin
+            | "ListFiles" >> beam.Create([InputFile(i, p) for i, p in enumerate(paths)])
+            # Breaks fusion with Create so that a distributed runner spreads the files over its workers.
+            | "DistributeFiles" >> beam.Reshuffle()
+        )
+        vocabulary_side_inputs = {}
+        if config.vocab_mode == "hash":
+            line_counts = files | "CountLines" >> beam.ParDo(CountLines())
+            hash_vocab_sizes = core.HashIds(config.hash_buckets).vocab_sizes()
+            vocab_sizes = pbegin | "HashVocabSizes" >> beam.Create([hash_vocab_sizes])
+        else:
+            vocabulary = files | "ComputeVocabulary" >> ComputeVocabulary(config)
+            line_counts = vocabulary["line_counts"]
+            vocabulary_side_inputs["vocabularies"] = beam.pvalue.AsSingleton(vocabulary["vocabularies"])
+            vocab_sizes = vocabulary["vocabularies"] | "VocabSizes" >> beam.Map(
+                lambda vocabularies: {feature: len(values) + 1 for feature, values in vocabularies.items()}
+            )
+        file_table = beam.pvalue.AsSingleton(
+            line_counts
+            | "CollectLineCounts" >> beam.combiners.ToDict()
+            | "FileTable" >> beam.Map(core.file_table, paths)
+        )
+        written = files | "WriteExampleShards" >> beam.ParDo(
+            WriteExampleShards(config.output_dir, config.rows_per_shard, config.hash_buckets),
+            files=file_table,
+            **vocabulary_side_inputs,
+        ).with_outputs(BAD_ROWS_TAG, main="shards")
+        _ = written[BAD_ROWS_TAG] | "WriteBadRows" >> beam.io.WriteToText(
+            os.path.join(config.output_dir, core.BAD_ROWS_PREFIX), file_name_suffix=".jsonl"
+        )
+        summary = (
+            written.shards
+            | "Summarise" >> beam.CombineGlobally(Summarise())
+            | "WriteRunMetadata"
+            >> beam.ParDo(WriteRunMetadata(config), files=file_table, vocab_sizes=beam.pvalue.AsSingleton(vocab_sizes))
+        )
+        return {"shards": written.shards, "bad_rows": written[BAD_ROWS_TAG], "summary": summary}
