@@ -1,0 +1,61 @@
+"""Defaults of every trainer option; the other configs start from these.
+
+    python -m pipelines.train --config=configs/base.py --workdir=/tmp/ctr_base \
+        --config.data.train='demo_out/data/part-*.tfrecord.gz'
+
+Every key can be overridden on the command line (`--config.model.activation=smelu:beta=1`); the config is
+locked, so a misspelt key fails. docs/training.md describes each key.
+"""
+import ml_collections
+
+# The Beam job's output directory as `make demo` writes it.
+DEMO_DATA = "demo_out/data/part-*.tfrecord.gz"
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+
+    config.data = ml_collections.ConfigDict()
+    config.data.train = DEMO_DATA  # TFRecord glob, shards in time order
+    config.data.features = ""  # "" = features.json beside the data
+    config.data.shuffle = "window"  # none | window | full
+    config.data.shuffle_buffer = 10_000  # window size (examples) for shuffle=window
+    config.data.batch_size = 512  # global batch, split across replicas
+    config.data.max_examples = 0  # stop after this many examples; 0 = the whole stream
+
+    config.seed = ml_collections.ConfigDict()
+    config.seed.init = 0  # model initialisation
+    config.seed.data = 0  # data order (shuffle)
+    config.deterministic = True  # tf.config.experimental.enable_op_determinism()
+
+    config.model = ml_collections.ConfigDict()
+    config.model.categorical = "all"  # "all", "" (none) or "C1,C2,..."
+    config.model.numeric = "all"  # "all", "" (none) or "I1,I2,..."
+    config.model.embedding_dim = 16  # width of every embedding table ...
+    config.model.embedding_dims = ""  # ... unless set per feature: "C1=32,C2=8"
+    config.model.hidden_units = (1024, 512, 256, 128, 64, 16)
+    config.model.activation = "relu"  # one spec, or one per hidden layer separated by ';'
+    config.model.activation_clip = 6.0  # clip activations to ±this; 0 = off
+    config.model.normalization = "layer"  # none | layer | weight
+    config.model.weight_norm_scale = 1.0  # v: fixed L2 norm of each weight row (normalization=weight)
+    config.model.cross_layers = 0  # DCN-v2 cross layers before the MLP
+    config.model.cross_projection_dim = 0  # low-rank cross layers; 0 = full rank
+    config.model.jit_compile = False  # XLA for the dense part (embedding gradients stay sparse)
+
+    config.optimizer = ml_collections.ConfigDict()
+    config.optimizer.embedding_learning_rate = 0.05  # sparse Adagrad on the embedding tables
+    config.optimizer.embedding_initial_accumulator = 0.1
+    config.optimizer.dense = "adagrad"  # adagrad | adam | sgd, for every non-embedding variable
+    config.optimizer.dense_learning_rate = 0.05
+    config.optimizer.dense_initial_accumulator = 0.1  # adagrad only
+
+    config.metrics_window = 100_000  # examples in the sliding window of the progressive metrics
+    config.metrics_auc_bins = 2**20  # resolution of the cumulative progressive AUC (recsys.metrics.streaming)
+    config.log_every_steps = 100
+    config.checkpoint_every_steps = 1000
+    config.keep_checkpoints = 3
+    config.export_saved_model = True
+
+    config.strategy = "default"  # default | mirrored | multi_worker_mirrored | parameter_server | tpu
+    config.tpu = ""  # TPU name or grpc:// address for strategy=tpu ("" = from the environment)
+    return config

@@ -1,0 +1,56 @@
+r"""Trains a CTR model online in one pass with progressive validation; rerun the same command to resume.
+
+    python -m pipelines.train --config=configs/criteo_toy.py --workdir=/tmp/ctr_toy \
+        [--config.data.train='demo_out/data/part-*.tfrecord.gz'] [--config.model.activation=smelu:beta=1]
+
+Writes <workdir>/config.json, checkpoints/, tb/, metrics.json and saved_model/ (docs/training.md).
+
+Exit status: 0 done (also when the workdir had already finished), 1 bad config or input (one-line message),
+2 the loss became NaN/Inf (the message names the step; the last good checkpoint is kept).
+"""
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+import recsys  # noqa: F401  (must precede TensorFlow)
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/criteo_toy.py.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder; an existing one is resumed.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+EXIT_BAD_INPUT = 1
+EXIT_NON_FINITE_LOSS = 2
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    import tensorflow as tf
+
+    from recsys.training.loop import NonFiniteLossError, TrainingError, train
+
+    try:
+        outputs = train(_CONFIG.value, _WORKDIR.value)
+    except NonFiniteLossError as e:
+        _fail(str(e), EXIT_NON_FINITE_LOSS)
+    except (TrainingError, ValueError, FileNotFoundError, FileExistsError) as e:
+        _fail(str(e), EXIT_BAD_INPUT)
+    except tf.errors.OpError as e:
+        # Corrupt or unreadable input surfaces as an op error deep in tf.data: its first line says what and where.
+        _fail(f"{type(e).__name__}: {e.message.splitlines()[0] if e.message else e}", EXIT_BAD_INPUT)
+    metrics = outputs.metrics
+    logging.info(
+        "Done: %d examples, progressive AUC %s, logloss %s, calibration %s, %.0f examples/s. Outputs in %s",
+        metrics["examples"], metrics.get("progressive_auc"), metrics.get("progressive_logloss"),
+        metrics.get("progressive_calibration"), metrics.get("examples_per_sec") or 0.0, outputs.workdir,
+    )
+
+
+def _fail(message: str, status: int) -> None:
+    print(f"pipelines.train: error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,147 @@
+"""Trainer throughput, measured side by side in one process: `python -m recsys.bench.trainer`.
+
+Ratios (targets from the trainer issue):
+  1. trainer examples/s on the paper's toy model (5 categorical features → 240 inputs, MLP [1024, 512, 256, 128,
+     64, 16], ReLU, batch 512, data from gzipped TFRecords) vs a bare tf-keras MLP of the same shape (Dense + ReLU,
+     same optimizer) trained on tensors already in memory: target ≥ 0.8×. Printed twice: with the trainer's model
+     built from the same layers as the bare MLP (what the trainer itself costs: input pipeline, embeddings, sparse
+     updates, progressive metrics, loop), and with the toy config's default layer norm and clipping (what the
+     paper's architecture adds on top);
+  2. the trainer with progressive validation vs the same trainer without it: cost ≤ 5%;
+  3. a SmeLU step vs a ReLU step in the trainer: ≤ 1.15×.
+
+Trainer rates are the trainer's own `steady_examples_per_sec` (between its first and last progress line, every
+10 steps, so tracing and start-up are excluded). Every variant runs `--repeats` times, interleaved, and the best
+run counts (these machines are shared; the best run is the least disturbed one).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+from absl import app, flags
+
+import recsys  # noqa: F401  (must precede TensorFlow)
+
+_EXAMPLES = flags.DEFINE_integer("examples", 512 * 60, "Examples in the generated TFRecord stream.")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Runs per variant (best counts).")
+_BATCH = flags.DEFINE_integer("batch_size", 512, "Global batch size.")
+_VOCAB = flags.DEFINE_integer("vocab_size", 10_000, "Vocabulary size of each categorical feature.")
+
+HIDDEN = (1024, 512, 256, 128, 64, 16)
+CATEGORICAL = ("C1", "C2", "C3", "C4", "C5")
+EMBEDDING_DIM = 48  # 5 × 48 = 240 inputs
+BARE = "bare tf-keras MLP, in memory"
+
+
+def _write_data(directory: str, examples: int, vocab_size: int) -> str:
+    from recsys.data.features import Feature, FeatureSet
+    from recsys.testing import write_toy_tfrecords
+
+    features = FeatureSet(
+        (Feature("label", "int64", "label"), Feature("ts", "int64", "time"))
+        + tuple(Feature(name, "int64", "categorical", vocab_size) for name in CATEGORICAL)
+    )
+    features.save(os.path.join(directory, "features.json"))
+    shards = 4
+    for shard in range(shards):
+        write_toy_tfrecords(os.path.join(directory, f"part-{shard:05d}.tfrecord.gz"), features, examples // shards,
+                            seed=shard)
+    return os.path.join(directory, "part-*.tfrecord.gz")
+
+
+def _trainer_rate(data: str, workdir: str, batch_size: int, activation: str = "relu", progressive: bool = True,
+                  plain: bool = False) -> float:
+    """The trainer's steady examples/s on configs/criteo_toy.py; `plain`: no layer norm, no clipping."""
+    from configs import criteo_toy
+    from recsys.training.loop import Trainer
+
+    config = criteo_toy.get_config()
+    config.data.train = data
+    config.data.shuffle = "none"
+    config.data.batch_size = batch_size
+    config.model.categorical = ",".join(CATEGORICAL)
+    config.model.activation = activation
+    if plain:
+        config.model.normalization = "none"
+        config.model.activation_clip = 0.0
+    config.log_every_steps = 10
+    config.checkpoint_every_steps = 10**9
+    config.export_saved_model = False
+    trainer = Trainer(config, workdir, progressive=progressive)
+    trainer.run()
+    return trainer.steady_examples_per_sec
+
+
+def _bare_mlp_rate(batch_size: int, steps: int) -> float:
+    """A plain tf-keras MLP (Dense + ReLU, Adagrad) on one in-memory batch: the ceiling for the dense work."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential(
+        [tf.keras.Input([len(CATEGORICAL) * EMBEDDING_DIM])]
+        + [tf.keras.layers.Dense(units, activation="relu") for units in HIDDEN]
+        + [tf.keras.layers.Dense(1)]
+    )
+    optimizer = tf.keras.optimizers.Adagrad(0.05, initial_accumulator_value=0.1, jit_compile=False)
+    x = tf.random.normal([batch_size, len(CATEGORICAL) * EMBEDDING_DIM])
+    y = tf.cast(tf.random.uniform([batch_size, 1]) < 0.3, tf.float32)
+    loss_fn = tf.keras.losses.BinaryCrossentropy(from_logits=True)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        variables = model.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        return loss
+
+    for _ in range(5):
+        step().numpy()
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    loss.numpy()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    import tensorflow as tf
+
+    batch, examples = _BATCH.value, _EXAMPLES.value
+    steps = examples // batch
+    variants = {
+        "trainer relu (layer norm, clip 6)": {},
+        "trainer relu, no progressive validation": {"progressive": False},
+        "trainer smelu:beta=1 (layer norm, clip 6)": {"activation": "smelu:beta=1"},
+        "trainer relu, no norm/clip (= bare layers)": {"plain": True},
+    }
+    rates: dict[str, list[float]] = {name: [] for name in [*variants, BARE]}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = _write_data(tmp, examples, _VOCAB.value)
+        for repeat in range(_REPEATS.value):
+            for index, (name, options) in enumerate(variants.items()):
+                workdir = os.path.join(tmp, f"run_{repeat}_{index}")
+                rates[name].append(_trainer_rate(data, workdir, batch, **options))
+            rates[BARE].append(_bare_mlp_rate(batch, steps))
+    best = {name: max(values) for name, values in rates.items()}
+    print(f"\nTrainer benchmark: toy model {len(CATEGORICAL)}x{EMBEDDING_DIM}=240 inputs, MLP {list(HIDDEN)}, "
+          f"batch {batch}, {examples} examples from gzipped TFRecords, best of {_REPEATS.value}, TF {tf.__version__}, "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'variant':46s} {'examples/s':>11s}   all runs")
+    for name, values in rates.items():
+        print(f"{name:46s} {best[name]:11.0f}   {', '.join(f'{v:.0f}' for v in values)}")
+    relu, plain = best["trainer relu (layer norm, clip 6)"], best["trainer relu, no norm/clip (= bare layers)"]
+    print()
+    print(f"trainer / bare MLP, same layers (target >= 0.80):          {plain / best[BARE]:.3f}")
+    print(f"trainer / bare MLP, toy default with layer norm + clip:    {relu / best[BARE]:.3f}")
+    overhead = best["trainer relu, no progressive validation"] / relu - 1
+    print(f"progressive validation overhead (target <= 5%):            {100 * overhead:.1f}%")
+    smelu = best["trainer smelu:beta=1 (layer norm, clip 6)"]
+    print(f"SmeLU step / ReLU step (target <= 1.15):                   {relu / smelu:.3f}")
+
+
+if __name__ == "__main__":
+    app.run(main)

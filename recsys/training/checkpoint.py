@@ -1,0 +1,120 @@
+"""Checkpoints that make resuming exact: model, optimizer slots, stream position and progressive metrics.
+
+Everything lives in one `tf.train.Checkpoint`, so it is written and committed as a unit:
+
+- `models`, `embedding_optimizers`, `dense_optimizers`: one entry per trained model (variables and slots);
+- `step`, `examples`: global steps taken and examples consumed — the stream position to restart from;
+- `train_seconds`: wall time spent in the training loop so far (for examples/s over resumed runs);
+- `finished`: the stream was fully consumed;
+- `metrics`: each model's `ProgressiveMetrics` state (NumPy arrays), through `tf.train.experimental.PythonState`.
+
+`tf.train.CheckpointManager` writes the data and index files first and then replaces the small `checkpoint`
+state file atomically, so a process killed at any moment leaves the previous checkpoint as the latest one;
+older checkpoints beyond `keep` are deleted only after the new one is committed.
+"""
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from recsys.training.task import ModelState
+
+CHECKPOINT_PREFIX = "ckpt"
+
+
+class MetricsState(tf.train.experimental.PythonState):
+    """Puts a metrics accumulator's `get_state()` arrays into a TF checkpoint (uncompressed .npz bytes)."""
+
+    def __init__(self, metrics: Any):
+        self.metrics = metrics
+
+    def serialize(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez(buffer, **self.metrics.get_state())
+        return buffer.getvalue()
+
+    def deserialize(self, string_value: bytes) -> None:
+        with np.load(io.BytesIO(string_value), allow_pickle=False) as data:
+            self.metrics.set_state({key: data[key] for key in data.files})
+
+
+class TrainingCheckpoint:
+    """The run's checkpoint: stream position, models, optimizers and progressive-metrics state.
+
+    Args:
+      directory: `<workdir>/checkpoints`; every process restores from it.
+      states: the trained models (with their optimizers and metrics).
+      keep: number of checkpoints kept.
+      write_directory: where this process writes (a private folder on non-chief MultiWorkerMirrored workers,
+        whose copies are deleted right after writing); defaults to `directory`.
+    """
+
+    def __init__(self, directory: str, states: Sequence[ModelState], keep: int, write_directory: str | None = None):
+        if keep < 1:
+            raise ValueError(f"`config.keep_checkpoints` must be >= 1. Received: {keep}")
+        self.directory = directory
+        self.write_directory = write_directory or directory
+        # Plain (non-distributed) variables: created outside any strategy scope, assigned from Python.
+        with tf.init_scope():
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.examples = tf.Variable(0, dtype=tf.int64, trainable=False, name="examples")
+            self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
+            self.finished = tf.Variable(False, trainable=False, name="finished")
+        self.checkpoint = tf.train.Checkpoint(
+            models=[s.model for s in states],
+            embedding_optimizers=[s.embedding_optimizer for s in states],
+            dense_optimizers=[s.dense_optimizer for s in states],
+            metrics=[MetricsState(s.metrics) for s in states],
+            step=self.step,
+            examples=self.examples,
+            train_seconds=self.train_seconds,
+            finished=self.finished,
+        )
+        self.manager = (
+            tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=keep, checkpoint_name=CHECKPOINT_PREFIX)
+            if self.write_directory == directory
+            else None
+        )
+
+    @property
+    def latest(self) -> str | None:
+        return tf.train.latest_checkpoint(self.directory)
+
+    def restore_latest(self) -> bool:
+        """Restores the latest checkpoint of `directory` if there is one; returns whether it did."""
+        path = self.latest
+        if path is None:
+            return False
+        self.checkpoint.restore(path).assert_existing_objects_matched()
+        return True
+
+    def save(self, step: int, examples: int, train_seconds: float, finished: bool = False) -> str:
+        """Commits a checkpoint numbered `step` (every process must call this under MultiWorkerMirrored)."""
+        self.step.assign(step)
+        self.examples.assign(examples)
+        self.train_seconds.assign(train_seconds)
+        self.finished.assign(finished)
+        if self.manager is not None:
+            return self.manager.save(checkpoint_number=step)
+        # A non-chief worker: take part in the save (it may run collectives), then drop the copy.
+        path = self.checkpoint.write(os.path.join(self.write_directory, CHECKPOINT_PREFIX))
+        tf.io.gfile.rmtree(self.write_directory)
+        parent = os.path.dirname(self.write_directory)
+        if parent != self.directory and not tf.io.gfile.listdir(parent):
+            tf.io.gfile.rmtree(parent)
+        return path
+
+    def position(self) -> tuple[int, int, float, bool]:
+        """(step, examples, train_seconds, finished) as restored."""
+        return int(self.step.numpy()), int(self.examples.numpy()), float(self.train_seconds.numpy()), bool(
+            self.finished.numpy()
+        )
+
+
+def checkpoint_directory(workdir: str) -> str:
+    return os.path.join(workdir, "checkpoints")

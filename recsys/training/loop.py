@@ -1,0 +1,411 @@
+"""The online single-pass trainer with progressive validation and exact resume.
+
+One pass over the stream, in the order `recsys.data.input.make_dataset` gives (time order, optionally shuffled
+within a window). For every global batch the train step returns the predictions of the pre-update weights, so
+each batch is scored *before* it is trained on; those predictions feed the progressive metrics (cumulative and
+sliding-window AUC, logloss, calibration — `recsys.metrics.streaming.ProgressiveMetrics`, the same code the
+comparator uses).
+
+Steps come from `_synchronous_results` (default, mirrored and multi-worker mirrored: one `strategy.run` per global
+batch, predictions all-gathered) or from `parameter_server.coordinator_results` (asynchronous workers); the loop
+that turns them into metrics, progress lines, summaries and checkpoints is the same.
+
+Workdir layout:
+
+    config.json      the resolved config (a rerun with a different one is refused)
+    checkpoints/     every `checkpoint_every_steps` steps: models, optimizer slots, stream position, metrics state
+    tb/              TensorBoard scalars (progressive metrics, loss, examples/s), x-axis = examples consumed
+    metrics.json     final progressive metrics and throughput (keys in `Trainer._final_metrics`)
+    saved_model/     serving_default(examples: string[None]) -> probabilities: float32[None]
+
+Rerunning the same command resumes from the latest checkpoint: the input restarts at the recorded example
+offset, so no example is repeated or skipped, and with `config.deterministic` the final weights are bit-identical
+to an uninterrupted run. A finished workdir only completes missing outputs (metrics.json, saved_model/).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from recsys.data.features import FeatureSet
+from recsys.model.ctr import ModelSpec
+from recsys.training import parameter_server, summaries
+from recsys.training import strategy as strategy_lib
+from recsys.training.checkpoint import TrainingCheckpoint, checkpoint_directory
+from recsys.training.data import DataSource
+from recsys.training.export import export_saved_model
+from recsys.training.task import ModelState, build_model_state, make_train_step
+
+# Config keys that may change between a run and its resumption (they do not change what is computed).
+RESUMABLE_KEYS = ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "export_saved_model")
+# Progressive metrics are updated in chunks of at least this many examples: an update has a fixed cost
+# (histograms) that would otherwise be paid per batch. Chunks end at step numbers that do not depend on
+# where a run was resumed, so resumed and uninterrupted runs accumulate identically.
+METRICS_CHUNK_EXAMPLES = 16_384
+
+
+# One global step's outcome: labels [N], per model probabilities [N] (pre-update weights) and mean loss.
+StepResult = tuple[np.ndarray, list[np.ndarray], list[float]]
+
+
+class TrainingError(RuntimeError):
+    """A run stopped for a reason the user must act on; the message says which and what is kept."""
+
+
+class NonFiniteLossError(TrainingError):
+    """The loss became NaN or infinite; training stopped without saving the bad state."""
+
+
+@dataclasses.dataclass
+class RunOutputs:
+    """What a finished run returns: the final metrics (as in metrics.json) and the workdir."""
+
+    metrics: dict[str, Any]
+    workdir: str
+
+
+class Trainer:
+    """Trains `config` in `workdir` (see the module docstring); `run()` does the whole job.
+
+    Args:
+      config: a locked ml_collections config (configs/base.py documents the keys).
+      workdir: output folder, created if needed.
+      strategy: an already built strategy (tests); default: `make_strategy(config.strategy)`.
+      progressive: update progressive metrics (False only to measure their cost in benchmarks).
+      num_models: how many models share the stream (1 here; later replica modes use more).
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        workdir: str,
+        strategy: tf.distribute.Strategy | None = None,
+        progressive: bool = True,
+        num_models: int = 1,
+    ):
+        if config.strategy not in strategy_lib.LOOP_STRATEGIES:
+            if config.strategy not in strategy_lib.STRATEGIES:
+                raise ValueError(
+                    f"`config.strategy` must be one of {strategy_lib.STRATEGIES}. Received: {config.strategy!r}"
+                )
+            raise ValueError(
+                f"strategy={config.strategy!r} is not run by this trainer (it runs {strategy_lib.LOOP_STRATEGIES}); "
+                "see docs/training.md, 'Strategies'."
+            )
+        _check_positive_int("config.log_every_steps", config.log_every_steps)
+        _check_positive_int("config.checkpoint_every_steps", config.checkpoint_every_steps)
+        _check_positive_int("config.metrics_window", config.metrics_window)
+        _check_positive_int("config.metrics_auc_bins", config.metrics_auc_bins)
+        self.config = config
+        self.workdir = workdir
+        self.progressive = progressive
+        self.num_models = num_models
+        self.steady_examples_per_sec: float | None = None
+        if config.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        self.strategy = strategy or strategy_lib.make_strategy(config.strategy, tpu=config.tpu)
+        self.chief = strategy_lib.is_chief(self.strategy)
+        # Parameter servers: this process (the chief) coordinates; workers run the steps asynchronously.
+        self.coordinator = (
+            tf.distribute.experimental.coordinator.ClusterCoordinator(self.strategy)
+            if isinstance(self.strategy, tf.distribute.experimental.ParameterServerStrategy)
+            else None
+        )
+        self.source = DataSource.from_config(config.data, seed=config.seed.data)
+        self.features: FeatureSet = self.source.features
+        self.spec = ModelSpec.from_config(config.model, self.features)
+        self.label = self.features.label.name
+
+        self.states: list[ModelState] = []
+        with self.strategy.scope():
+            for _ in range(num_models):
+                self.states.append(
+                    build_model_state(
+                        self.spec,
+                        self.label,
+                        config.optimizer,
+                        init_seed=config.seed.init,
+                        metrics_factory=self._new_metrics,
+                    )
+                )
+        directory = checkpoint_directory(workdir)
+        self.checkpoint = TrainingCheckpoint(
+            directory, self.states, keep=config.keep_checkpoints,
+            write_directory=strategy_lib.write_dir(directory, self.strategy),
+        )
+
+    def _new_metrics(self):
+        from recsys.metrics.streaming import ProgressiveMetrics
+
+        return ProgressiveMetrics(window=int(self.config.metrics_window), auc_bins=int(self.config.metrics_auc_bins))
+
+    # ----------------------------------------------------------------------------------------------------------
+    def run(self) -> RunOutputs:
+        """Trains to the end of the stream (or resumes), then writes metrics.json and saved_model/."""
+        if self.chief:
+            tf.io.gfile.makedirs(self.workdir)
+            self._write_or_check_config()
+        resumed = self.checkpoint.restore_latest()
+        step, examples, train_seconds, finished = self.checkpoint.position()
+        if resumed:
+            logging.info("Resuming from %s: step %d, %d examples consumed%s", self.checkpoint.latest, step,
+                         examples, " (finished)" if finished else "")
+        if not finished:
+            step, examples, train_seconds = self._train(step, examples, train_seconds)
+        metrics = self._final_metrics(step, examples, train_seconds)
+        if self.chief:
+            self._finish_outputs(metrics)
+        return RunOutputs(metrics, self.workdir)
+
+    def _train(self, step: int, examples: int, train_seconds: float) -> tuple[int, int, float]:
+        config = self.config
+        max_examples = int(config.data.max_examples)
+        if max_examples and examples >= max_examples:
+            return self._finish_stream(step, examples, train_seconds)
+        if self.coordinator is not None:
+            results = parameter_server.coordinator_results(
+                self.strategy, self.coordinator, self.states, self.label,
+                self.source.dataset(config.data.batch_size, start_offset=examples),
+                first_step=step, first_example=examples, checkpoint_every_steps=config.checkpoint_every_steps,
+                max_examples=max_examples,
+            )
+        else:
+            results = self._synchronous_results(examples)
+        expected = self.source.expected_examples(max_examples)
+        writer = tf.summary.create_file_writer(os.path.join(self.workdir, "tb")) if self.chief else None
+        pending = _PendingMetrics(self.states) if self.progressive else None
+        started_examples = examples
+        started = time.perf_counter()
+        last_log = (started, examples)
+        first_log: tuple[float, int] | None = None
+        loss_sums, loss_count = np.zeros(len(self.states)), 0
+        for labels, probabilities, losses in results:
+            step += 1
+            if not all(math.isfinite(loss) for loss in losses):
+                raise NonFiniteLossError(
+                    f"Loss is {losses} at step {step} (examples {examples + 1}..{examples + labels.size}): "
+                    f"training stopped. The last good checkpoint is kept: {self.checkpoint.latest or 'none yet'}. "
+                    "Check the input data for NaN/Inf values or lower the learning rates."
+                )
+            examples += labels.size
+            loss_sums += np.asarray(losses) * labels.size
+            loss_count += labels.size
+            if pending is not None:
+                pending.add(labels, probabilities)
+            checkpoint_now = step % config.checkpoint_every_steps == 0
+            log_now = step % config.log_every_steps == 0
+            done = bool(max_examples) and examples >= max_examples
+            if pending is not None and (checkpoint_now or log_now or done or pending.size >= METRICS_CHUNK_EXAMPLES):
+                pending.flush()
+            if log_now:
+                now = time.perf_counter()
+                rate = (examples - last_log[1]) / max(now - last_log[0], 1e-9)
+                last_log = (now, examples)
+                first_log = first_log or last_log
+                self._log_progress(step, examples, expected, rate, loss_sums / max(loss_count, 1), writer)
+                loss_sums, loss_count = np.zeros(len(self.states)), 0
+            if checkpoint_now:
+                elapsed = train_seconds + time.perf_counter() - started
+                self.checkpoint.save(step, examples, elapsed)
+            if done:
+                break
+        if pending is not None:
+            pending.flush()
+        finished_at = time.perf_counter()
+        train_seconds += finished_at - started
+        if first_log is not None and last_log[1] > first_log[1]:
+            # Throughput without start-up (tracing, first batches) or wind-down: between the first and the last
+            # progress line.
+            self.steady_examples_per_sec = (last_log[1] - first_log[1]) / (last_log[0] - first_log[0])
+        if examples == 0:
+            raise TrainingError(
+                f"No examples in the input {self.config.data.train!r}: the files matched but hold no records."
+            )
+        logging.info("Stream done: %d steps, %d examples (%d in this run) in %.1f s of training", step, examples,
+                     examples - started_examples, train_seconds)
+        if writer is not None:
+            writer.close()
+        return self._finish_stream(step, examples, train_seconds)
+
+    def _synchronous_results(self, examples: int) -> Iterator[StepResult]:
+        """Per global step of a synchronous strategy: (labels, [probabilities per model], [mean loss per model]).
+
+        Every process gets the whole global batch's labels and predictions (all-gathered).
+        """
+        dataset = self.source.distributed_dataset(self.strategy, self.config.data.batch_size, start_offset=examples)
+        train_step = make_train_step(self.strategy, self.states, self.label, dataset.element_spec)
+        for batch in dataset:
+            labels, probabilities, losses = train_step(batch)
+            yield labels.numpy(), [p.numpy() for p in probabilities], [float(loss) for loss in losses]
+
+    def _finish_stream(self, step: int, examples: int, train_seconds: float) -> tuple[int, int, float]:
+        self.checkpoint.save(step, examples, train_seconds, finished=True)
+        return step, examples, train_seconds
+
+    # ----------------------------------------------------------------------------------------------------------
+    def _log_progress(self, step, examples, expected, rate, mean_losses, writer) -> None:
+        if not self.chief:
+            return
+        results = [s.metrics.result() for s in self.states] if self.progressive else []
+        if expected:
+            eta = datetime.timedelta(seconds=round(max(expected - examples, 0) / max(rate, 1e-9)))
+            position = f"{examples}/{expected} ({100.0 * examples / expected:.1f}%) ETA {eta}"
+        else:
+            position = f"{examples} (total unknown)"
+        line = f"step {step} examples {position} {rate:.0f} ex/s loss {mean_losses[0]:.5f}"
+        if results:
+            r = results[0]
+            line += (
+                f" | progressive auc {r['auc']:.4f} logloss {r['logloss']:.5f} calibration {r['calibration']:.3f}"
+                f" | window auc {r['window_auc']:.4f} logloss {r['window_logloss']:.5f}"
+            )
+        logging.info(line)
+        if writer is None:
+            return
+        with writer.as_default():
+            summaries.scalar("train/examples_per_sec", rate, examples)
+            for index, loss in enumerate(mean_losses):
+                summaries.scalar(_tag("train/loss", index, len(self.states)), loss, examples)
+            for index, result in enumerate(results):
+                for key, value in result.items():
+                    if key != "examples":
+                        summaries.scalar(_tag(f"progressive/{key}", index, len(self.states)), value, examples)
+        writer.flush()
+
+    def _final_metrics(self, step: int, examples: int, train_seconds: float) -> dict[str, Any]:
+        """The metrics.json content: progressive metrics of model 0 at the top level, every model in `models`."""
+        per_model = []
+        for state in self.states:
+            result = state.metrics.result() if self.progressive else {}
+            per_model.append({f"progressive_{k}": _finite_or_none(v) for k, v in result.items() if k != "examples"})
+        metrics: dict[str, Any] = {
+            "examples": int(examples),
+            "steps": int(step),
+            **per_model[0],
+            "examples_per_sec": examples / train_seconds if train_seconds > 0 else None,
+            "train_seconds": train_seconds,
+            "steady_examples_per_sec": self.steady_examples_per_sec,
+            "batch_size": int(self.config.data.batch_size),
+            "num_replicas_in_sync": int(self.strategy.num_replicas_in_sync),
+            "strategy": self.config.strategy,
+        }
+        if len(per_model) > 1:
+            metrics["models"] = per_model
+        return metrics
+
+    def _finish_outputs(self, metrics: dict[str, Any]) -> None:
+        """Writes metrics.json and exports saved_model/ unless they already exist (a finished rerun)."""
+        metrics_path = os.path.join(self.workdir, "metrics.json")
+        if not tf.io.gfile.exists(metrics_path):
+            _write_json_atomically(metrics_path, metrics)
+        if self.config.export_saved_model:
+            for index, state in enumerate(self.states):
+                path = os.path.join(self.workdir, "saved_model" if index == 0 else f"saved_model_{index}")
+                if not tf.io.gfile.exists(path):
+                    export_saved_model(
+                        state.model, self.features, path,
+                        extra_files={"features.json": json.dumps(self.features.to_json(), indent=2) + "\n"},
+                    )
+                    logging.info("Exported %s", path)
+
+    def _write_or_check_config(self) -> None:
+        path = os.path.join(self.workdir, "config.json")
+        resolved = self.resolved_config()
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as f:
+                previous = json.load(f)
+            differences = _config_differences(previous, resolved)
+            if differences:
+                raise ValueError(
+                    f"{self.workdir} holds a run with a different config; resume it with the same config or use a new "
+                    f"workdir. Differences (key: saved -> now): {'; '.join(differences)}"
+                )
+        _write_json_atomically(path, resolved)
+
+    def resolved_config(self) -> dict[str, Any]:
+        """The config as JSON, with the features file resolved to the one actually used."""
+        resolved = json.loads(self.config.to_json())
+        resolved["data"]["features"] = self.source.features_path
+        return resolved
+
+
+class _PendingMetrics:
+    """Predictions waiting to be added to the progressive metrics (see METRICS_CHUNK_EXAMPLES)."""
+
+    def __init__(self, states: list[ModelState]):
+        self.states = states
+        self.labels: list[np.ndarray] = []
+        self.probabilities: list[list[np.ndarray]] = [[] for _ in states]
+        self.size = 0
+
+    def add(self, labels: np.ndarray, probabilities: list[np.ndarray]) -> None:
+        self.labels.append(labels)
+        for store, p in zip(self.probabilities, probabilities, strict=True):
+            store.append(p)
+        self.size += labels.size
+
+    def flush(self) -> None:
+        if not self.size:
+            return
+        labels = np.concatenate(self.labels)
+        for state, store in zip(self.states, self.probabilities, strict=True):
+            state.metrics.update(labels, np.concatenate(store))
+            store.clear()
+        self.labels.clear()
+        self.size = 0
+
+
+def _tag(name: str, index: int, count: int) -> str:
+    return name if count == 1 else f"{name}/model_{index}"
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _check_positive_int(key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{key}` must be a positive integer. Received: {value!r}")
+
+
+def _config_differences(previous: dict, current: dict, prefix: str = "") -> list[str]:
+    differences = []
+    for key in sorted(set(previous) | set(current)):
+        name = f"{prefix}{key}"
+        if name in RESUMABLE_KEYS:
+            continue
+        old, new = previous.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences += _config_differences(old, new, prefix=f"{name}.")
+        elif old != new:
+            differences.append(f"{name}: {old!r} -> {new!r}")
+    return differences
+
+
+def _write_json_atomically(path: str, data: dict[str, Any]) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def train(config: Any, workdir: str, **kwargs) -> RunOutputs:
+    """Runs (or resumes) the training job of `config` in `workdir`. See `Trainer`.
+
+    Under `strategy=parameter_server`, a process whose TF_CONFIG task is a `worker` or `ps` serves the cluster
+    until it is terminated instead (`parameter_server.serve`); only the `chief` runs the trainer.
+    """
+    if config.strategy == "parameter_server" and parameter_server.task_type() in ("worker", "ps"):
+        parameter_server.serve(deterministic=bool(config.deterministic))
+    return Trainer(config, workdir, **kwargs).run()
+

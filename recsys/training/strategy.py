@@ -1,0 +1,115 @@
+"""Builds the `tf.distribute` strategy named by `config.strategy`, and answers "am I the chief?".
+
+| name                    | strategy                                        | cluster                          |
+|-------------------------|-------------------------------------------------|----------------------------------|
+| `default`               | the default (no-op) strategy, one device        | none                             |
+| `mirrored`              | `MirroredStrategy`: every local GPU (or CPU)    | none                             |
+| `multi_worker_mirrored` | `MultiWorkerMirroredStrategy`, synchronous      | `TF_CONFIG` (worker [+ chief])   |
+| `parameter_server`      | `ParameterServerStrategy` + `ClusterCoordinator`| `TF_CONFIG` (chief, worker, ps)  |
+| `tpu`                   | `TPUStrategy` via `TPUClusterResolver`          | `config.tpu` or the environment  |
+
+The trainer (`recsys.training.loop`) runs `default`, `mirrored`, `multi_worker_mirrored` (one synchronous custom
+loop) and `parameter_server` (`recsys.training.parameter_server`); docs/training.md says what `tpu` still needs.
+The cluster always comes from `TF_CONFIG`; `recsys.training.tf_config.ensure_tf_config` derives it from a cluster
+scheduler's environment when absent.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "parameter_server", "tpu")
+# The strategies the trainer (`recsys.training.loop`) runs.
+LOOP_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "parameter_server")
+
+
+def make_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
+    """Builds the strategy called `name` (one of `STRATEGIES`).
+
+    Must be called before any other TensorFlow op for the multi-worker strategies (they start a gRPC server
+    and fix the collective configuration).
+
+    Raises:
+      ValueError: an unknown name, or a multi-worker strategy without a usable TF_CONFIG.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"`config.strategy` must be one of {STRATEGIES}. Received: strategy={name!r}")
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+
+    from recsys.training.tf_config import ensure_tf_config
+
+    ensure_tf_config()
+    cluster = _tf_config()
+    if name == "multi_worker_mirrored":
+        if not cluster.get("cluster", {}).get("worker") and not cluster.get("cluster", {}).get("chief"):
+            raise ValueError(
+                "strategy=multi_worker_mirrored needs TF_CONFIG with a `cluster` listing `worker` (and optionally "
+                f"`chief`) addresses and this process's `task`. Received: TF_CONFIG={os.environ.get('TF_CONFIG')!r}"
+            )
+        options = tf.distribute.experimental.CommunicationOptions(
+            implementation=tf.distribute.experimental.CommunicationImplementation.AUTO
+        )
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    # parameter_server
+    if not cluster.get("cluster", {}).get("ps"):
+        raise ValueError(
+            "strategy=parameter_server needs TF_CONFIG with `chief`, `worker` and `ps` addresses. "
+            f"Received: TF_CONFIG={os.environ.get('TF_CONFIG')!r}"
+        )
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    return tf.distribute.experimental.ParameterServerStrategy(resolver)
+
+
+def _tf_config() -> dict:
+    text = os.environ.get("TF_CONFIG", "")
+    if not text:
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({e}). Received: TF_CONFIG={text!r}") from e
+
+
+def task_type_and_id(strategy: tf.distribute.Strategy) -> tuple[str | None, int]:
+    """This process's (task type, index) in the cluster; (None, 0) without a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is not None and getattr(resolver, "task_type", None):
+        return resolver.task_type, int(resolver.task_id or 0)
+    if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
+        # This strategy does not expose its resolver; the task is the one TF_CONFIG names (the chief).
+        task = _tf_config().get("task") or {}
+        return task.get("type"), int(task.get("index") or 0)
+    return None, 0
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's outputs: the `chief` task, or `worker` 0 without a chief."""
+    task_type, task_id = task_type_and_id(strategy)
+    if task_type is None:
+        return True
+    if task_type == "chief":
+        return True
+    has_chief = "chief" in (_tf_config().get("cluster") or {})
+    return task_type == "worker" and task_id == 0 and not has_chief
+
+
+def write_dir(directory: str, strategy: tf.distribute.Strategy) -> str:
+    """Where this process writes a checkpoint meant for `directory`.
+
+    Under MultiWorkerMirroredStrategy every worker must take part in saving (saving may run collectives), but
+    only the chief's copy is kept: the others write to a private temporary folder that the caller removes.
+    """
+    if is_chief(strategy):
+        return directory
+    task_type, task_id = task_type_and_id(strategy)
+    return os.path.join(directory, ".workers", f"{task_type}_{task_id}")

@@ -1,0 +1,20 @@
+"""Fixtures of the trainer tests (helpers in tests/training/helpers.py)."""
+import pytest
+from tensorflow.python.framework import config as tf_config
+
+from tests.training.helpers import write_stream
+
+
+@pytest.fixture(scope="session")
+def stream(tmp_path_factory) -> str:
+    """3 shards × 400 examples."""
+    return write_stream(tmp_path_factory.mktemp("stream"), shards=3, rows=400)
+
+
+@pytest.fixture
+def restore_determinism():
+    """The trainer enables TF op determinism process-wide; put the previous setting back after the test."""
+    before = tf_config.is_op_determinism_enabled()
+    yield
+    if not before:
+        tf_config.disable_op_determinism()

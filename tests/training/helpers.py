@@ -1,0 +1,105 @@
+"""Helpers for the trainer tests: small real inputs (TFRecord shards + features.json), configs, subprocesses."""
+import os
+import pathlib
+import socket
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from configs import smoke
+from recsys.data.features import FeatureSet
+from recsys.testing import toy_feature_set, write_toy_tfrecords
+
+FEATURES = toy_feature_set(num_numeric=2, vocab_sizes=(10, 20))
+
+
+def write_stream(directory: pathlib.Path, shards: int, rows: int, features: FeatureSet = FEATURES) -> str:
+    """Writes features.json and `shards` gzipped shards of `rows` examples; returns the glob."""
+    directory.mkdir(parents=True, exist_ok=True)
+    features.save(str(directory / "features.json"))
+    for shard in range(shards):
+        write_toy_tfrecords(str(directory / f"part-{shard:05d}.tfrecord.gz"), features, rows, seed=shard)
+    return str(directory / "part-*.tfrecord.gz")
+
+
+def write_examples(path: pathlib.Path, rows: list[dict]) -> None:
+    """Writes tf.train.Examples from dicts {name: int | float} (ints → int64_list, floats → float_list)."""
+    with tf.io.TFRecordWriter(str(path), options="GZIP" if str(path).endswith(".gz") else None) as writer:
+        for row in rows:
+            feature = {}
+            for name, value in row.items():
+                if isinstance(value, float):
+                    feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+                else:
+                    feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
+
+def toy_rows(count: int, seed: int = 0, features: FeatureSet = FEATURES) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for t in range(count):
+        row = {"label": int(rng.random() < 0.3), "ts": t}
+        row.update({f.name: float(rng.exponential()) for f in features.numeric})
+        row.update({f.name: int(rng.integers(f.vocab_size)) for f in features.categorical})
+        rows.append(row)
+    return rows
+
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+# The smoke config shrunk further for tests (dotted keys; also turned into --config.<key> flags by `cli_flags`).
+SMALL = {
+    "data.batch_size": 64,
+    "data.shuffle": "window",
+    "data.shuffle_buffer": 300,
+    "seed.data": 3,
+    "model.hidden_units": (16, 8),
+    "model.embedding_dim": 4,
+    "metrics_window": 500,
+    "metrics_auc_bins": 4096,
+    "log_every_steps": 5,
+    "checkpoint_every_steps": 5,
+    "keep_checkpoints": 2,
+    "export_saved_model": False,
+}
+
+
+def small_config(data: str, **overrides):
+    """configs/smoke.py with SMALL and `overrides` (dotted keys, e.g. **{"model.activation": "smelu"})."""
+    config = smoke.get_config()
+    for key, value in {"data.train": data, **SMALL, **overrides}.items():
+        node = config
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            node = getattr(node, parent)
+        setattr(node, leaf, value)
+    return config
+
+
+def cli_flags(data: str, **overrides) -> list[str]:
+    """The `python -m pipelines.train` flags giving the same config as `small_config(data, **overrides)`."""
+    flags = ["--config=configs/smoke.py"]
+    for key, value in {"data.train": data, **SMALL, **overrides}.items():
+        if isinstance(value, tuple):
+            value = ",".join(str(v) for v in value)
+        flags.append(f"--config.{key}={value}")
+    return flags
+
+
+def train_command(workdir, data: str, **overrides) -> list[str]:
+    return [sys.executable, "-m", "pipelines.train", f"--workdir={workdir}", *cli_flags(data, **overrides)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def subprocess_env() -> dict:
+    env = dict(os.environ)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env.pop("TF_CONFIG", None)
+    return env

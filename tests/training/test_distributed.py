@@ -1,0 +1,126 @@
+"""Distribution strategies: MultiWorkerMirrored with 2 worker processes on loopback; Mirrored over 2 logical CPUs."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from recsys.training.loop import train
+from tests.training.helpers import (
+    REPO_ROOT,
+    cli_flags,
+    free_port,
+    small_config,
+    subprocess_env,
+    train_command,
+)
+
+OVERRIDES = {"export_saved_model": True, "data.batch_size": 64}
+
+
+def _compare_with_single_device(metrics, data, tmp_path):
+    """Same config on one device: the same stream, the same math up to float summation order."""
+    single = train(small_config(data, **OVERRIDES), str(tmp_path / "single")).metrics
+    assert metrics["examples"] == single["examples"] == 1200
+    assert metrics["steps"] == single["steps"] == 19
+    for key in ("progressive_auc", "progressive_logloss", "progressive_calibration"):
+        assert metrics[key] == pytest.approx(single[key], rel=1e-3), key
+
+
+def test_multi_worker_mirrored_two_worker_processes(stream, tmp_path):
+    workdir = tmp_path / "run"
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
+    command = train_command(workdir, stream, strategy="multi_worker_mirrored", **OVERRIDES)
+    processes = []
+    for index in range(2):
+        env = subprocess_env()
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        processes.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.PIPE, text=True))
+    try:
+        # Runs while the workers start up; compared below.
+        single = train(small_config(stream, **OVERRIDES), str(tmp_path / "single")).metrics
+        errors = [p.communicate(timeout=600)[1] for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+    for p, err in zip(processes, errors, strict=True):
+        assert p.returncode == 0, err[-4000:]
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert metrics["strategy"] == "multi_worker_mirrored" and metrics["num_replicas_in_sync"] == 2
+    assert metrics["examples"] == single["examples"] == 1200 and metrics["steps"] == single["steps"] == 19
+    for key in ("progressive_auc", "progressive_logloss", "progressive_calibration"):
+        assert metrics[key] == pytest.approx(single[key], rel=1e-3), key
+    # Only the chief (worker 0) writes outputs; the other worker's checkpoint copies are gone.
+    assert (workdir / "saved_model" / "saved_model.pb").exists()
+    assert not list(workdir.rglob(".workers"))
+    assert "Exported" in errors[0] and "Exported" not in errors[1]
+    examples = next(iter(tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(stream)), "GZIP").batch(64)))
+    probabilities = tf.saved_model.load(str(workdir / "saved_model")).signatures["serving_default"](
+        examples=examples)["probabilities"].numpy()
+    assert probabilities.shape == (64,) and np.all((probabilities > 0) & (probabilities < 1))
+
+
+_MIRRORED = """
+import json, sys
+import recsys, tensorflow as tf
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+from absl import flags
+from ml_collections import config_flags
+from recsys.training.loop import train
+config = config_flags.DEFINE_config_file("config", lock_config=True)
+flags.FLAGS(["x", *sys.argv[2:]])
+print(json.dumps(train(config.value, sys.argv[1]).metrics))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_over_two_logical_cpus(stream, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", _MIRRORED, str(tmp_path / "run"), *cli_flags(stream, strategy="mirrored", **OVERRIDES)],
+        cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert metrics["num_replicas_in_sync"] == 2
+    _compare_with_single_device(metrics, stream, tmp_path)
+
+
+@pytest.mark.slow
+def test_parameter_server_one_chief_two_workers_one_ps(stream, tmp_path):
+    workdir = tmp_path / "run"
+    cluster = {"chief": [f"127.0.0.1:{free_port()}"], "worker": [f"127.0.0.1:{free_port()}" for _ in range(2)],
+               "ps": [f"127.0.0.1:{free_port()}"]}
+    command = train_command(workdir, stream, strategy="parameter_server", **OVERRIDES)
+    servers = []
+    try:
+        for task_type, index in (("ps", 0), ("worker", 0), ("worker", 1)):
+            env = subprocess_env()
+            env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})
+            servers.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.PIPE, text=True))
+        env = subprocess_env()
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}})
+        chief = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert all(s.poll() is None for s in servers), "a worker or ps task exited early"
+    finally:
+        for server in servers:
+            server.kill()
+    logs = [server.communicate()[1] for server in servers]
+    assert chief.returncode == 0, chief.stderr[-4000:]
+    assert "Serving as ps:0" in logs[0] and "Serving as worker:1" in logs[2]
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert metrics["strategy"] == "parameter_server"
+    assert metrics["examples"] == 1200 and metrics["steps"] == 19
+    assert 0 < metrics["progressive_auc"] < 1 and metrics["progressive_logloss"] > 0
+    # Checkpoints were taken at exact stream positions (every step in flight finished first).
+    reader = tf.train.load_checkpoint(str(workdir / "checkpoints"))
+    assert reader.get_tensor("examples/.ATTRIBUTES/VARIABLE_VALUE") == 1200
+    examples = next(iter(tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(stream)), "GZIP").batch(8)))
+    probabilities = tf.saved_model.load(str(workdir / "saved_model")).signatures["serving_default"](
+        examples=examples)["probabilities"].numpy()
+    assert probabilities.shape == (8,) and np.all((probabilities > 0) & (probabilities < 1))
