@@ -72,7 +72,7 @@ class LayerNorm(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs, training=None):
-        if not _is_training(training):
+        if not is_training(training):
             normalized, _ = _normalize(inputs, self.epsilon)
             return normalized * self.gamma + self.beta
         epsilon = tf.constant(self.epsilon, inputs.dtype)
@@ -92,7 +92,7 @@ class LayerNorm(tf.keras.layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
-def _is_training(training) -> bool:
+def is_training(training) -> bool:
     """Python truth of Keras' `training`; a symbolic value counts as inference (plain ops, same values)."""
     if training is None or isinstance(training, bool | int):
         return bool(training)

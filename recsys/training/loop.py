@@ -111,6 +111,8 @@ class Trainer:
         self.progressive = progressive
         self.num_models = num_models
         self.steady_examples_per_sec: float | None = None
+        self.steady_examples_per_cpu_sec: float | None = None
+        self.progressive_seconds: float | None = None
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
         self.strategy = strategy or strategy_lib.make_strategy(config.strategy, tpu=config.tpu)
@@ -186,8 +188,8 @@ class Trainer:
         pending = _PendingMetrics(self.states) if self.progressive else None
         started_examples = examples
         started = time.perf_counter()
-        last_log = (started, examples)
-        first_log: tuple[float, int] | None = None
+        last_log = (started, examples, time.process_time())
+        first_log: tuple[float, int, float] | None = None
         loss_sums, loss_count = np.zeros(len(self.states)), 0
         for labels, probabilities, losses in results:
             step += 1
@@ -210,7 +212,7 @@ class Trainer:
             if log_now:
                 now = time.perf_counter()
                 rate = (examples - last_log[1]) / max(now - last_log[0], 1e-9)
-                last_log = (now, examples)
+                last_log = (now, examples, time.process_time())
                 first_log = first_log or last_log
                 self._log_progress(step, examples, expected, rate, loss_sums / max(loss_count, 1), writer)
                 loss_sums, loss_count = np.zeros(len(self.states)), 0
@@ -221,12 +223,15 @@ class Trainer:
                 break
         if pending is not None:
             pending.flush()
+            self.progressive_seconds = pending.seconds
         finished_at = time.perf_counter()
         train_seconds += finished_at - started
         if first_log is not None and last_log[1] > first_log[1]:
             # Throughput without start-up (tracing, first batches) or wind-down: between the first and the last
             # progress line.
             self.steady_examples_per_sec = (last_log[1] - first_log[1]) / (last_log[0] - first_log[0])
+            # The same per CPU second of this process (all its threads): insensitive to other load on the machine.
+            self.steady_examples_per_cpu_sec = (last_log[1] - first_log[1]) / max(last_log[2] - first_log[2], 1e-9)
         if examples == 0:
             raise TrainingError(
                 f"No examples in the input {self.config.data.train!r}: the files matched but hold no records."
@@ -295,6 +300,7 @@ class Trainer:
             "examples_per_sec": examples / train_seconds if train_seconds > 0 else None,
             "train_seconds": train_seconds,
             "steady_examples_per_sec": self.steady_examples_per_sec,
+            "progressive_metrics_seconds": self.progressive_seconds,
             "batch_size": int(self.config.data.batch_size),
             "num_replicas_in_sync": int(self.strategy.num_replicas_in_sync),
             "strategy": self.config.strategy,
@@ -347,22 +353,27 @@ class _PendingMetrics:
         self.labels: list[np.ndarray] = []
         self.probabilities: list[list[np.ndarray]] = [[] for _ in states]
         self.size = 0
+        self.seconds = 0.0  # wall time spent here: the cost of progressive validation
 
     def add(self, labels: np.ndarray, probabilities: list[np.ndarray]) -> None:
+        start = time.perf_counter()
         self.labels.append(labels)
         for store, p in zip(self.probabilities, probabilities, strict=True):
             store.append(p)
         self.size += labels.size
+        self.seconds += time.perf_counter() - start
 
     def flush(self) -> None:
         if not self.size:
             return
+        start = time.perf_counter()
         labels = np.concatenate(self.labels)
         for state, store in zip(self.states, self.probabilities, strict=True):
             state.metrics.update(labels, np.concatenate(store))
             store.clear()
         self.labels.clear()
         self.size = 0
+        self.seconds += time.perf_counter() - start
 
 
 def _tag(name: str, index: int, count: int) -> str:

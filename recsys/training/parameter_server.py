@@ -8,7 +8,8 @@ Cluster (TF_CONFIG): one `chief`, N `worker`s, M `ps`. Every task runs the same 
 
 The chief reads and parses the stream itself, in order, and schedules one step per global batch with the batch
 as its argument (`coordinator_results`): the coordinator hands each step to whichever worker is free. So every
-example is trained exactly once and the chief knows which batch each result belongs to, with no per-worker
+example is trained once (barring a worker failing mid-step, which the coordinator retries elsewhere) and the
+chief knows which batch each result belongs to, with no per-worker
 sharding (`ParameterServerStrategy` gives every worker the same input pipeline id, so sharding by worker would
 need private APIs). Before each checkpoint step the chief waits for every step in flight, so a checkpoint's
 stream position is exact and a resumed run repeats and skips nothing.

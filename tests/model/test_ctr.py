@@ -127,9 +127,23 @@ def test_without_normalization_smelu_sees_the_raw_pre_activation_and_clip_bounds
 
 def test_clip_zero_turns_clipping_off():
     block = MLPBlock(4, activation="relu", normalization="none", clip=0)
-    assert not isinstance(block.activation_layer, activations.ClippedActivation)
     y = block(np.random.default_rng(0).normal(size=(20, 3)).astype("float32") * 100).numpy()
     assert y.max() > 6.0
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_clip_equals_clipped_activation_in_value_and_gradient(training):
+    from recsys.model.mlp import clip_activations
+
+    x = tf.constant([-9.0, -6.0, -4.0, -3.9, 0.0, 3.0, 4.0, 6.0, 6.5, 100.0])  # ±4 · 1.5 = ±6: on the bounds
+    reference = activations.ClippedActivation(activations.get("relu"), clip=6.0)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = clip_activations(x * 1.5, 6.0, training=training)
+        theirs = tf.clip_by_value(x * 1.5, -6.0, 6.0)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    np.testing.assert_array_equal(tape.gradient(ours, x).numpy(), tape.gradient(theirs, x).numpy())
+    np.testing.assert_array_equal(clip_activations(tf.nn.relu(x), 6.0, training).numpy(), reference(x).numpy())
 
 
 def test_weight_norm_block_keeps_rows_at_v():
@@ -146,12 +160,12 @@ def test_block_config_round_trip_keeps_the_activation():
     block(x)
     clone.set_weights(block.get_weights())
     np.testing.assert_allclose(clone(x).numpy(), block(x).numpy(), rtol=1e-6)
-    assert clone.activation_layer.activation.beta == 0.25 and clone.clip == 3.0
+    assert clone.activation_layer.beta == 0.25 and clone.clip == 3.0
 
 
 def test_per_layer_activations_reach_their_layers():
     model = build_model(ModelSpec.from_config(_config(activation="smelu:beta=2;smelu:beta=0.5").model, FEATURES))
-    assert [b.activation_layer.activation.beta for b in model.blocks] == [2.0, 0.5]
+    assert [b.activation_layer.beta for b in model.blocks] == [2.0, 0.5]
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from recsys.training.data import InputDataError
 from recsys.training.loop import NonFiniteLossError, Trainer, train
 from tests.training.helpers import FEATURES, small_config, toy_rows, write_examples, write_stream
 
-TIMING_KEYS = ("examples_per_sec", "train_seconds", "steady_examples_per_sec")
+TIMING_KEYS = ("examples_per_sec", "train_seconds", "steady_examples_per_sec", "progressive_metrics_seconds")
 
 
 def _metrics(workdir) -> dict:

@@ -19,7 +19,7 @@ OVERRIDES = {
     "model.activation": "smelu:beta=1",
     "deterministic": True,
 }
-TIMING_KEYS = ("examples_per_sec", "train_seconds", "steady_examples_per_sec")
+TIMING_KEYS = ("examples_per_sec", "train_seconds", "steady_examples_per_sec", "progressive_metrics_seconds")
 
 
 def _checkpoint_step(workdir) -> int | None:
