@@ -49,6 +49,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.optimizer.dense_learning_rate = 0.05
     config.optimizer.dense_initial_accumulator = 0.1  # adagrad only
 
+    # Replica mode (docs/training.md, "Replica mode"): R models of this config on one parsed stream, with the
+    # progressive PD between them. noise: shuffle (replica r orders each window with seed.data + r) | init
+    # (replica r initialised with seed.init + r, one order) | shuffle+init.
+    config.replicas = ml_collections.ConfigDict()
+    config.replicas.count = 1
+    config.replicas.noise = "shuffle"
+
     config.metrics_window = 100_000  # examples in the sliding window of the progressive metrics
     config.metrics_auc_bins = 2**20  # resolution of the cumulative progressive AUC (recsys.metrics.streaming)
     config.log_every_steps = 100

@@ -25,7 +25,8 @@ for act in relu smelu; do
   spec=relu; [ "$act" = smelu ] && spec="smelu:beta=1"
   echo "== 2/5 train $act ($spec), paper toy model, one pass with progressive validation"
   $PY -m pipelines.train --config=configs/criteo_toy.py --workdir="$OUT/train_$act" \
-    --config.data.train="$TRAIN" --config.model.activation="$spec" --config.log_every_steps=4
+    --config.data.train="$TRAIN" --config.model.activation="$spec" \
+    --config.data.batch_size=64 --config.log_every_steps=25
 done
 
 echo "== 3/5 progressive metrics (each batch scored before the model trained on it)"

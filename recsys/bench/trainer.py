@@ -10,7 +10,9 @@ Ratios (targets from the trainer issue):
   2. the trainer with progressive validation vs the same trainer without it: cost ≤ 5%. Printed twice: from the
      best runs of each variant (sensitive to machine noise) and from the time every run itself spent in the
      progressive-metrics code (`progressive_metrics_seconds` / rest of its training time; worst run shown);
-  3. a SmeLU step vs a ReLU step in the trainer: ≤ 1.15×.
+  3. a SmeLU step vs a ReLU step in the trainer: ≤ 1.15×;
+  4. `--replicas_only`: replica mode (issue 7), R=2 replicas (noise=shuffle: one parsed stream, one order per
+     replica, progressive PD) vs a single model on the same windowed-shuffle stream: time per example ≤ 1.9×.
 
 Trainer rates are the trainer's own `steady_examples_per_sec` (between its first and last progress line, every
 10 steps, so tracing and start-up are excluded). Every variant runs `--repeats` times, interleaved, and the best
@@ -31,6 +33,7 @@ _REPEATS = flags.DEFINE_integer("repeats", 5, "Runs per variant (best counts).")
 _BATCH = flags.DEFINE_integer("batch_size", 512, "Global batch size.")
 _VOCAB = flags.DEFINE_integer("vocab_size", 10_000, "Vocabulary size of each categorical feature.")
 _BLOCKS_ONLY = flags.DEFINE_bool("blocks_only", False, "Only the block micro-benchmark (layer norm, clipping).")
+_REPLICAS_ONLY = flags.DEFINE_bool("replicas_only", False, "Only replica mode: R=2 vs R=1 (time per example).")
 
 HIDDEN = (1024, 512, 256, 128, 64, 16)
 CATEGORICAL = ("C1", "C2", "C3", "C4", "C5")
@@ -57,7 +60,8 @@ def _write_data(directory: str, examples: int, vocab_size: int) -> str:
 
 
 def _trainer_rate(data: str, workdir: str, batch_size: int, activation: str = "relu", progressive: bool = True,
-                  plain: bool = False, normalization: str = "layer") -> tuple[float, float]:
+                  plain: bool = False, normalization: str = "layer", replicas: int = 1,
+                  shuffle: str = "none") -> tuple[float, float]:
     """The trainer's steady (examples/s, examples per CPU second) on configs/criteo_toy.py.
 
     `plain`: no normalisation, no clipping.
@@ -67,7 +71,9 @@ def _trainer_rate(data: str, workdir: str, batch_size: int, activation: str = "r
 
     config = criteo_toy.get_config()
     config.data.train = data
-    config.data.shuffle = "none"
+    config.data.shuffle = shuffle
+    config.replicas.count = replicas
+    config.replicas.noise = "shuffle"
     config.data.batch_size = batch_size
     config.model.categorical = ",".join(CATEGORICAL)
     config.model.activation = activation
@@ -168,6 +174,9 @@ def main(argv: list[str]) -> None:
     if _BLOCKS_ONLY.value:
         _block_costs()
         return
+    if _REPLICAS_ONLY.value:
+        _replica_costs()
+        return
     batch, examples = _BATCH.value, _EXAMPLES.value
     steps = examples // batch
     variants = {
@@ -210,6 +219,31 @@ def main(argv: list[str]) -> None:
     print(f"{'progressive validation overhead, timed inside each run':58s} {100 * share / (1 - share):5.1f}%  "
           "(worst run)")
     _block_costs()
+
+
+def _replica_costs() -> None:
+    """Replica mode's cost: examples/s of one model vs R=2 replicas (each replica trains on every example)."""
+    import tensorflow as tf
+
+    batch, examples = _BATCH.value, _EXAMPLES.value
+    variants = {"R=1 (shuffle=window)": 1, "R=2 (noise=shuffle, shuffle=window)": 2}
+    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = _write_data(tmp, examples, _VOCAB.value)
+        for repeat in range(_REPEATS.value):
+            for index, (name, count) in enumerate(variants.items()):
+                workdir = os.path.join(tmp, f"replicas_{repeat}_{index}")
+                rates[name].append(_trainer_rate(data, workdir, batch, replicas=count, shuffle="window"))
+    print(f"\nReplica-mode benchmark: toy model, MLP {list(HIDDEN)}, batch {batch}, {examples} examples, "
+          f"shuffle window 10000, best of {_REPEATS.value}, TF {tf.__version__}, {os.cpu_count()} CPUs")
+    print(f"{'variant':46s} {'examples/s':>11s} {'ex/CPU-s':>9s}   all runs (examples/s)")
+    for name, values in rates.items():
+        best = max(v[0] for v in values), max(v[1] for v in values)
+        print(f"{name:46s} {best[0]:11.0f} {best[1]:9.0f}   {', '.join(f'{v[0]:.0f}' for v in values)}")
+    one, two = (max(v[0] for v in rates[n]) for n in variants)
+    one_cpu, two_cpu = (max(v[1] for v in rates[n]) for n in variants)
+    print(f"{'cost of R=2 / R=1 (time per example)':58s} {one / two:6.3f} | {one_cpu / two_cpu:6.3f}  "
+          "(target <= 1.9; wall | CPU)")
 
 
 if __name__ == "__main__":

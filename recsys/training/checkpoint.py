@@ -6,7 +6,8 @@ Everything lives in one `tf.train.Checkpoint`, so it is written and committed as
 - `step`, `examples`: global steps taken and examples consumed — the stream position to restart from;
 - `train_seconds`: wall time spent in the training loop so far (for examples/s over resumed runs);
 - `finished`: the stream was fully consumed;
-- `metrics`: each model's `ProgressiveMetrics` state (NumPy arrays), through `tf.train.experimental.PythonState`.
+- `metrics`: each model's `ProgressiveMetrics` state (NumPy arrays), through `tf.train.experimental.PythonState`;
+- `replica_pd` (replica mode): the progressive PD and the predictions not yet aligned across replicas.
 
 `tf.train.CheckpointManager` writes the data and index files first and then replaces the small `checkpoint`
 state file atomically, so a process killed at any moment leaves the previous checkpoint as the latest one;
@@ -52,9 +53,18 @@ class TrainingCheckpoint:
       keep: number of checkpoints kept.
       write_directory: where this process writes (a private folder on non-chief MultiWorkerMirrored workers,
         whose copies are deleted right after writing); defaults to `directory`.
+      extra_state: more accumulators with `get_state`/`set_state` (name -> object), e.g. replica mode's
+        progressive PD with its not yet aligned predictions.
     """
 
-    def __init__(self, directory: str, states: Sequence[ModelState], keep: int, write_directory: str | None = None):
+    def __init__(
+        self,
+        directory: str,
+        states: Sequence[ModelState],
+        keep: int,
+        write_directory: str | None = None,
+        extra_state: dict[str, Any] | None = None,
+    ):
         if keep < 1:
             raise ValueError(f"`config.keep_checkpoints` must be >= 1. Received: {keep}")
         self.directory = directory
@@ -74,6 +84,7 @@ class TrainingCheckpoint:
             examples=self.examples,
             train_seconds=self.train_seconds,
             finished=self.finished,
+            **{name: MetricsState(value) for name, value in (extra_state or {}).items()},
         )
         self.manager = (
             tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=keep, checkpoint_name=CHECKPOINT_PREFIX)

@@ -158,6 +158,75 @@ class DataSource:
         return strategy.distribute_datasets_from_function(dataset_fn)
 
 
+    def replica_dataset(
+        self, batch_size: int, seeds: Sequence[int], start_offset: int = 0, input_context=None
+    ) -> tf.data.Dataset:
+        """One parsed stream, one order per data seed: for replica mode with per-replica shuffles.
+
+        Each window of `shuffle_buffer` examples (the whole stream for shuffle='full') is read and parsed once, in
+        time order; replica r gets the window permuted by a stateless shuffle seeded by (seeds[r], window index)
+        — the permutation `recsys.data.input` applies with that seed — so every replica sees exactly the same
+        examples per window. Elements are tuples over replicas of `(features, positions)`, where `positions`
+        [batch] are the examples' int64 indices in the time-ordered stream (to align predictions across replicas).
+        `start_offset` counts examples of each replica's own order, as in `recsys.data.input.make_dataset`.
+
+        Raises:
+          ValueError: shuffle='none' (one order only), or several input pipelines (multi-worker; not supported).
+        """
+        from recsys.data.input import _WHOLE_STREAM, resolve_compression
+
+        if self.shuffle == "none":
+            raise ValueError("Per-replica orders need `config.data.shuffle` 'window' or 'full'. Received: 'none'")
+        if input_context is not None and input_context.num_input_pipelines > 1:
+            raise ValueError(
+                "Replica mode with per-replica shuffles runs with one input pipeline (strategies 'default', "
+                f"'mirrored'); this strategy has {input_context.num_input_pipelines}."
+            )
+        per_replica_batch = (input_context.get_per_replica_batch_size(batch_size) if input_context is not None
+                             else batch_size)
+        window = self.shuffle_buffer if self.shuffle == "window" else _WHOLE_STREAM
+        spec = self.features.parse_spec()
+        records = tf.data.TFRecordDataset(self.files, compression_type=resolve_compression(self.files))
+        skipped_windows = int(start_offset) // window
+        remainder = int(start_offset) - skipped_windows * window
+        windows = records.skip(skipped_windows * window).batch(window).enumerate(start=skipped_windows)
+        seeds = [int(s) for s in seeds]
+
+        def permute(index, serialized):
+            parsed = tf.io.parse_example(serialized, spec)
+            count = tf.shape(serialized, out_type=tf.int64)[0]
+            first = tf.where(index == skipped_windows, tf.constant(remainder, tf.int64), 0)
+            replicas = []
+            for seed in seeds:
+                order = tf.random.experimental.stateless_shuffle(
+                    tf.range(count), seed=tf.stack([tf.constant(seed, tf.int64), index]))[first:]
+                replicas.append(({name: tf.gather(value, order) for name, value in parsed.items()},
+                                 index * window + order))
+            return tuple(replicas)
+
+        dataset = windows.map(permute, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        dataset = dataset.rebatch(per_replica_batch, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
+        options = tf.data.Options()
+        options.deterministic = True
+        return dataset.with_options(options)
+
+    def replica_distributed_dataset(
+        self, strategy: tf.distribute.Strategy, global_batch_size: int, seeds: Sequence[int], start_offset: int = 0
+    ):
+        """`replica_dataset` split across the strategy's replicas (one input pipeline)."""
+        if global_batch_size % strategy.num_replicas_in_sync:
+            raise ValueError(
+                f"`config.data.batch_size` ({global_batch_size}) must be divisible by the number of replicas in "
+                f"sync ({strategy.num_replicas_in_sync})"
+            )
+
+        def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+            return self.replica_dataset(global_batch_size, seeds, start_offset=start_offset,
+                                        input_context=input_context)
+
+        return strategy.distribute_datasets_from_function(dataset_fn)
+
+
 def _record_problem(example: tf.train.Example, features: FeatureSet) -> str | None:
     """Why a record does not match features.json, or None."""
     present = example.features.feature

@@ -17,6 +17,7 @@ Workdir layout:
     tb/              TensorBoard scalars (progressive metrics, loss, examples/s), x-axis = examples consumed
     metrics.json     final progressive metrics and throughput (keys in `Trainer._final_metrics`)
     saved_model/     serving_default(examples: string[None]) -> probabilities: float32[None]
+    saved_model_<r>/ replica mode (`config.replicas.count = R`): replica r >= 1, same contract
 
 Rerunning the same command resumes from the latest checkpoint: the input restarts at the recorded example
 offset, so no example is repeated or skipped, and with `config.deterministic` the final weights are bit-identical
@@ -44,7 +45,8 @@ from recsys.training import strategy as strategy_lib
 from recsys.training.checkpoint import TrainingCheckpoint, checkpoint_directory
 from recsys.training.data import DataSource
 from recsys.training.export import export_saved_model
-from recsys.training.task import ModelState, build_model_state, make_train_step
+from recsys.training.replicas import AlignedPD, ReplicaPlan
+from recsys.training.task import ModelState, build_model_state, make_per_model_train_step, make_train_step
 
 # Config keys that may change between a run and its resumption (they do not change what is computed).
 RESUMABLE_KEYS = ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "export_saved_model")
@@ -82,7 +84,9 @@ class Trainer:
       workdir: output folder, created if needed.
       strategy: an already built strategy (tests); default: `make_strategy(config.strategy)`.
       progressive: update progressive metrics (False only to measure their cost in benchmarks).
-      num_models: how many models share the stream (1 here; later replica modes use more).
+      num_models: train this many identical models (same seeds, same batches) instead of `config.replicas`
+        (tests and benchmarks); None: replica mode as `config.replicas` says (recsys.training.replicas).
+      record_predictions: keep every step's per-model (positions, probabilities) in `self.recorded` (tests).
     """
 
     def __init__(
@@ -91,7 +95,8 @@ class Trainer:
         workdir: str,
         strategy: tf.distribute.Strategy | None = None,
         progressive: bool = True,
-        num_models: int = 1,
+        num_models: int | None = None,
+        record_predictions: bool = False,
     ):
         if config.strategy not in strategy_lib.LOOP_STRATEGIES:
             if config.strategy not in strategy_lib.STRATEGIES:
@@ -106,10 +111,30 @@ class Trainer:
         _check_positive_int("config.checkpoint_every_steps", config.checkpoint_every_steps)
         _check_positive_int("config.metrics_window", config.metrics_window)
         _check_positive_int("config.metrics_auc_bins", config.metrics_auc_bins)
+        plan = ReplicaPlan.from_config(config)
+        if num_models is not None:
+            if plan.count > 1:
+                raise ValueError(f"Give either `num_models` ({num_models}) or `config.replicas.count` "
+                                 f"({plan.count}), not both")
+            _check_positive_int("num_models", num_models)
+            seed = (int(config.seed.init),), (int(config.seed.data),)
+            plan = ReplicaPlan(num_models, "identical", seed[0] * num_models, seed[1] * num_models)
+        if plan.count > 1 and config.strategy == "parameter_server":
+            raise ValueError(
+                f"Replica mode (replicas.count={plan.count}) does not run under strategy='parameter_server' "
+                f"(asynchronous workers cannot align the replicas' predictions); use {strategy_lib.LOOP_STRATEGIES[:2]}"
+            )
+        if plan.separate_orders and config.strategy not in ("default", "mirrored"):
+            raise ValueError(
+                f"Replica mode with noise={plan.noise!r} (one order per replica) runs under strategy 'default' or "
+                f"'mirrored'. Received: strategy={config.strategy!r}; use noise='init' for other strategies."
+            )
+        self.plan = plan
         self.config = config
         self.workdir = workdir
         self.progressive = progressive
-        self.num_models = num_models
+        self.num_models = plan.count
+        self.recorded: list[tuple[list[np.ndarray], list[np.ndarray]]] | None = [] if record_predictions else None
         self.steady_examples_per_sec: float | None = None
         self.steady_examples_per_cpu_sec: float | None = None
         self.progressive_seconds: float | None = None
@@ -130,20 +155,23 @@ class Trainer:
 
         self.states: list[ModelState] = []
         with self.strategy.scope():
-            for _ in range(num_models):
+            for init_seed in plan.init_seeds:
                 self.states.append(
                     build_model_state(
                         self.spec,
                         self.label,
                         config.optimizer,
-                        init_seed=config.seed.init,
+                        init_seed=init_seed,
                         metrics_factory=self._new_metrics,
                     )
                 )
+        # Progressive PD between the models (replica mode); part of the checkpoint, like the metrics.
+        self.replica_pd = AlignedPD(plan.count, int(config.metrics_window)) if plan.count > 1 and progressive else None
         directory = checkpoint_directory(workdir)
         self.checkpoint = TrainingCheckpoint(
             directory, self.states, keep=config.keep_checkpoints,
             write_directory=strategy_lib.write_dir(directory, self.strategy),
+            extra_state={"replica_pd": self.replica_pd} if self.replica_pd is not None else None,
         )
 
     def _new_metrics(self):
@@ -181,8 +209,13 @@ class Trainer:
                 first_step=step, first_example=examples, checkpoint_every_steps=config.checkpoint_every_steps,
                 max_examples=max_examples,
             )
+        elif self.plan.separate_orders:
+            results = self._per_model_results(examples)
         else:
             results = self._synchronous_results(examples)
+        # Per-replica orders: PD is added once a shuffle window is complete (fixed boundaries, so resumed and
+        # uninterrupted runs add the same chunks); one shared order: at every progressive-metrics chunk.
+        pd_window = int(config.data.shuffle_buffer) if config.data.shuffle == "window" else 0
         expected = self.source.expected_examples(max_examples)
         writer = tf.summary.create_file_writer(os.path.join(self.workdir, "tb")) if self.chief else None
         pending = _PendingMetrics(self.states) if self.progressive else None
@@ -191,24 +224,39 @@ class Trainer:
         last_log = (started, examples, time.process_time())
         first_log: tuple[float, int, float] | None = None
         loss_sums, loss_count = np.zeros(len(self.states)), 0
-        for labels, probabilities, losses in results:
+        for result in results:
+            labels, probabilities, losses = result[:3]
+            size = labels[0].size if isinstance(labels, list) else labels.size
+            positions = result[3] if len(result) > 3 else [np.arange(examples, examples + size)] * len(self.states)
+            if self.recorded is not None:
+                self.recorded.append((positions, probabilities))
             step += 1
             if not all(math.isfinite(loss) for loss in losses):
                 raise NonFiniteLossError(
-                    f"Loss is {losses} at step {step} (examples {examples + 1}..{examples + labels.size}): "
+                    f"Loss is {losses} at step {step} (examples {examples + 1}..{examples + size}): "
                     f"training stopped. The last good checkpoint is kept: {self.checkpoint.latest or 'none yet'}. "
                     "Check the input data for NaN/Inf values or lower the learning rates."
                 )
-            examples += labels.size
-            loss_sums += np.asarray(losses) * labels.size
-            loss_count += labels.size
+            examples += size
+            loss_sums += np.asarray(losses) * size
+            loss_count += size
             if pending is not None:
                 pending.add(labels, probabilities)
+            if self.replica_pd is not None:
+                self.replica_pd.add(positions, probabilities)
             checkpoint_now = step % config.checkpoint_every_steps == 0
             log_now = step % config.log_every_steps == 0
             done = bool(max_examples) and examples >= max_examples
             if pending is not None and (checkpoint_now or log_now or done or pending.size >= METRICS_CHUNK_EXAMPLES):
                 pending.flush()
+                if self.replica_pd is not None and not self.plan.separate_orders:
+                    self.replica_pd.flush(examples)
+            if self.replica_pd is not None and self.plan.separate_orders and pd_window:
+                boundary = examples // pd_window * pd_window
+                if boundary > self.replica_pd.flushed:
+                    start_pd = time.perf_counter()
+                    self.replica_pd.flush(boundary)
+                    pending.seconds += time.perf_counter() - start_pd
             if log_now:
                 now = time.perf_counter()
                 rate = (examples - last_log[1]) / max(now - last_log[0], 1e-9)
@@ -223,6 +271,10 @@ class Trainer:
                 break
         if pending is not None:
             pending.flush()
+            if self.replica_pd is not None:
+                # The end of the stream completes the last window; a max_examples cut leaves a window partly
+                # seen, in different examples per replica: only those every replica scored count.
+                self.replica_pd.flush(None)
             self.progressive_seconds = pending.seconds
         finished_at = time.perf_counter()
         train_seconds += finished_at - started
@@ -252,6 +304,16 @@ class Trainer:
         for batch in dataset:
             labels, probabilities, losses = train_step(batch)
             yield labels.numpy(), [p.numpy() for p in probabilities], [float(loss) for loss in losses]
+
+    def _per_model_results(self, examples: int) -> Iterator[tuple]:
+        """Replica mode with per-replica orders: ([labels], [probabilities], [mean loss], [positions]) per model."""
+        dataset = self.source.replica_distributed_dataset(
+            self.strategy, self.config.data.batch_size, self.plan.data_seeds, start_offset=examples)
+        train_step = make_per_model_train_step(self.strategy, self.states, self.label, dataset.element_spec)
+        for batch in dataset:
+            labels, probabilities, losses, positions = train_step(batch)
+            yield ([t.numpy() for t in labels], [p.numpy() for p in probabilities], [float(v) for v in losses],
+                   [p.numpy() for p in positions])
 
     def _finish_stream(self, step: int, examples: int, train_seconds: float) -> tuple[int, int, float]:
         self.checkpoint.save(step, examples, train_seconds, finished=True)
@@ -285,6 +347,10 @@ class Trainer:
                 for key, value in result.items():
                     if key != "examples":
                         summaries.scalar(_tag(f"progressive/{key}", index, len(self.states)), value, examples)
+            if self.replica_pd is not None:
+                for key, value in self.replica_pd.result().items():
+                    if key != "examples" and math.isfinite(value):
+                        summaries.scalar(f"progressive_pd/{key}", value, examples)
         writer.flush()
 
     def _final_metrics(self, step: int, examples: int, train_seconds: float) -> dict[str, Any]:
@@ -307,7 +373,23 @@ class Trainer:
         }
         if len(per_model) > 1:
             metrics["models"] = per_model
+        if self.replica_pd is not None:
+            pd = self.replica_pd.result()
+            metrics["progressive_relative_pd"] = _finite_or_none(pd["relative_pd"])
+            metrics["window_relative_pd"] = _finite_or_none(pd["window_relative_pd"])
+            metrics["progressive_absolute_pd"] = _finite_or_none(pd["absolute_pd"])
+            metrics["window_absolute_pd"] = _finite_or_none(pd["window_absolute_pd"])
+            metrics["progressive_pd_examples"] = int(pd["examples"])
+        keys = ("progressive_auc", "progressive_logloss", "progressive_calibration")
+        metrics["replicas"] = [{key: model.get(key) for key in keys} for model in per_model]
+        metrics["replica_noise"] = self.plan.noise
+        metrics["saved_models"] = self.saved_model_paths() if self.config.export_saved_model else []
         return metrics
+
+    def saved_model_paths(self) -> list[str]:
+        """Absolute SavedModel directories in replica order: saved_model, saved_model_1, ..."""
+        return [os.path.abspath(os.path.join(self.workdir, "saved_model" if index == 0 else f"saved_model_{index}"))
+                for index in range(len(self.states))]
 
     def _finish_outputs(self, metrics: dict[str, Any]) -> None:
         """Writes metrics.json and exports saved_model/ unless they already exist (a finished rerun)."""
@@ -315,8 +397,7 @@ class Trainer:
         if not tf.io.gfile.exists(metrics_path):
             _write_json_atomically(metrics_path, metrics)
         if self.config.export_saved_model:
-            for index, state in enumerate(self.states):
-                path = os.path.join(self.workdir, "saved_model" if index == 0 else f"saved_model_{index}")
+            for state, path in zip(self.states, self.saved_model_paths(), strict=True):
                 if not tf.io.gfile.exists(path):
                     export_saved_model(
                         state.model, self.features, path,
@@ -350,28 +431,29 @@ class _PendingMetrics:
 
     def __init__(self, states: list[ModelState]):
         self.states = states
-        self.labels: list[np.ndarray] = []
+        self.labels: list[list[np.ndarray]] = [[] for _ in states]
         self.probabilities: list[list[np.ndarray]] = [[] for _ in states]
         self.size = 0
         self.seconds = 0.0  # wall time spent here: the cost of progressive validation
 
-    def add(self, labels: np.ndarray, probabilities: list[np.ndarray]) -> None:
+    def add(self, labels: np.ndarray | list[np.ndarray], probabilities: list[np.ndarray]) -> None:
+        """`labels`: one array for all models, or one per model (replica mode with per-replica orders)."""
         start = time.perf_counter()
-        self.labels.append(labels)
-        for store, p in zip(self.probabilities, probabilities, strict=True):
+        per_model = labels if isinstance(labels, list) else [labels] * len(self.states)
+        for label_store, store, y, p in zip(self.labels, self.probabilities, per_model, probabilities, strict=True):
+            label_store.append(y)
             store.append(p)
-        self.size += labels.size
+        self.size += per_model[0].size
         self.seconds += time.perf_counter() - start
 
     def flush(self) -> None:
         if not self.size:
             return
         start = time.perf_counter()
-        labels = np.concatenate(self.labels)
-        for state, store in zip(self.states, self.probabilities, strict=True):
-            state.metrics.update(labels, np.concatenate(store))
+        for state, label_store, store in zip(self.states, self.labels, self.probabilities, strict=True):
+            state.metrics.update(np.concatenate(label_store), np.concatenate(store))
             store.clear()
-        self.labels.clear()
+            label_store.clear()
         self.size = 0
         self.seconds += time.perf_counter() - start
 

@@ -103,27 +103,79 @@ def replica_train_step(
       (labels [n], per model: probabilities [n] computed with the pre-update weights, per model: summed loss).
     """
     labels = batch[label]
+    global_count = _global_count(labels)
+    probabilities, loss_sums = [], []
+    for state in states:
+        probability, loss_sum = _train_model(state, batch, global_count)
+        probabilities.append(probability)
+        loss_sums.append(loss_sum)
+    return labels, probabilities, loss_sums
+
+
+def _global_count(labels: tf.Tensor) -> tf.Tensor:
     local = tf.cast(tf.shape(labels)[0], tf.float32)
     replica_context = tf.distribute.get_replica_context()
     if replica_context is not None and replica_context.num_replicas_in_sync > 1:
-        global_count = replica_context.all_reduce(tf.distribute.ReduceOp.SUM, local)
-    else:
-        global_count = local
-    probabilities, loss_sums = [], []
-    for state in states:
-        model = state.model
-        embedding_variables, dense_variables = model.embedding_variables, model.dense_variables
-        with tf.GradientTape() as tape:
-            logits = model(batch, training=True)
-            loss_sum = tf.reduce_sum(model.per_example_loss(batch, logits))
-            loss = loss_sum / tf.maximum(global_count, 1.0)
-        gradients = tape.gradient(loss, embedding_variables + dense_variables)
-        split = len(embedding_variables)
-        state.embedding_optimizer.apply_gradients(zip(gradients[:split], embedding_variables, strict=True))
-        state.dense_optimizer.apply_gradients(zip(gradients[split:], dense_variables, strict=True))
-        probabilities.append(tf.sigmoid(logits))
+        return replica_context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+    return local
+
+
+def _train_model(state: ModelState, batch: dict[str, tf.Tensor], global_count: tf.Tensor):
+    """One model's update on `batch`: (probabilities with the pre-update weights, summed loss)."""
+    model = state.model
+    embedding_variables, dense_variables = model.embedding_variables, model.dense_variables
+    with tf.GradientTape() as tape:
+        logits = model(batch, training=True)
+        loss_sum = tf.reduce_sum(model.per_example_loss(batch, logits))
+        loss = loss_sum / tf.maximum(global_count, 1.0)
+    gradients = tape.gradient(loss, embedding_variables + dense_variables)
+    split = len(embedding_variables)
+    state.embedding_optimizer.apply_gradients(zip(gradients[:split], embedding_variables, strict=True))
+    state.dense_optimizer.apply_gradients(zip(gradients[split:], dense_variables, strict=True))
+    return tf.sigmoid(logits), loss_sum
+
+
+def replica_train_step_per_model(states: Sequence[ModelState], batches: Sequence[Any], label: str):
+    """Like `replica_train_step`, but model r trains on its own batch `batches[r] = (features, positions)`.
+
+    Returns:
+      ([labels [n] per model], [probabilities [n] per model, pre-update weights], [summed loss per model],
+      [positions [n] per model]).
+    """
+    labels, probabilities, loss_sums, positions = [], [], [], []
+    for state, (batch, position) in zip(states, batches, strict=True):
+        probability, loss_sum = _train_model(state, batch, _global_count(batch[label]))
+        labels.append(batch[label])
+        probabilities.append(probability)
         loss_sums.append(loss_sum)
-    return labels, probabilities, loss_sums
+        positions.append(position)
+    return labels, probabilities, loss_sums, positions
+
+
+def make_per_model_train_step(
+    strategy: tf.distribute.Strategy, states: Sequence[ModelState], label: str, element_spec: Any = None
+) -> Callable:
+    """A `tf.function` for replica mode with per-replica orders (`DataSource.replica_dataset` batches).
+
+    Returns a function `batch → ([labels [N]], [probabilities [N]], [mean loss], [positions [N]])`, one entry per
+    model, all gathered to the global batch. One traced step trains every model, so the per-step overhead
+    (dispatch, input) is paid once.
+    """
+
+    @tf.function(input_signature=[element_spec] if element_spec is not None else None)
+    def train_step(batch):
+        labels, probabilities, loss_sums, positions = strategy.run(
+            replica_train_step_per_model, args=(states, batch, label))
+        labels = [strategy.gather(t, axis=0) for t in labels]
+        probabilities = [strategy.gather(p, axis=0) for p in probabilities]
+        positions = [strategy.gather(p, axis=0) for p in positions]
+        losses = []
+        for model_labels, loss_sum in zip(labels, loss_sums, strict=True):
+            count = tf.maximum(tf.cast(tf.shape(model_labels)[0], tf.float32), 1.0)
+            losses.append(strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None) / count)
+        return labels, probabilities, losses, positions
+
+    return train_step
 
 
 def replica_score_step(states: Sequence[ModelState], batch: dict[str, tf.Tensor], label: str):

@@ -19,7 +19,9 @@ OVERRIDES = {
     "model.activation": "smelu:beta=1",
     "deterministic": True,
 }
-TIMING_KEYS = ("examples_per_sec", "train_seconds", "steady_examples_per_sec", "progressive_metrics_seconds")
+# Timings, and the SavedModel paths (absolute, so they name the workdir).
+TIMING_KEYS = ("examples_per_sec", "train_seconds", "steady_examples_per_sec", "progressive_metrics_seconds",
+               "saved_models")
 
 
 def _checkpoint_step(workdir) -> int | None:
