@@ -226,6 +226,8 @@ def _model_name(path: str, taken: set[str]) -> str:
     name = os.path.basename(base)
     if name == "saved_model":
         name = os.path.basename(os.path.dirname(base)) or name
+    elif name.startswith("saved_model_"):  # the trainer's replica r >= 1: <workdir>/saved_model_<r>
+        name = f"{os.path.basename(os.path.dirname(base))}_r{name[len('saved_model_'):]}"
     name = os.path.splitext(name)[0] if not os.path.isdir(path) else name
     unique, k = name, 2
     while unique in taken:
