@@ -56,6 +56,15 @@ def get_config() -> ml_collections.ConfigDict:
     config.replicas.count = 1
     config.replicas.noise = "shuffle"
 
+    # Distillation (docs/training.md, "Distillation"; recsys.training.distill): teacher "" (off) | "online" (a
+    # second model trained alongside on the same stream) | a SavedModel folder. Student loss =
+    # (1 - weight)·BCE(label) + weight·temperature²·BCE(σ(teacher_logit/T), σ(student_logit/T)).
+    config.distill = ml_collections.ConfigDict()
+    config.distill.teacher = ""
+    config.distill.weight = 0.5
+    config.distill.temperature = 1.0
+    config.distill.teacher_activation = ""  # online teacher's activation spec; "" = config.model.activation
+
     config.metrics_window = 100_000  # examples in the sliding window of the progressive metrics
     config.metrics_auc_bins = 2**20  # resolution of the cumulative progressive AUC (recsys.metrics.streaming)
     config.log_every_steps = 100

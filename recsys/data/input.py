@@ -52,6 +52,9 @@ SHUFFLE_MODES: tuple[str, ...] = ("none", "window", "full")
 COMPRESSIONS: tuple[str, ...] = ("auto", "none", "GZIP", "ZLIB")
 _WHOLE_STREAM = 1 << 62
 
+# Batch key of the serialized records when `make_dataset(keep_serialized=True)`; no feature has this name.
+SERIALIZED_KEY = "__serialized__"
+
 
 def list_files(file_pattern: str) -> list[str]:
     """The files matching a glob (or comma-separated globs), in sorted name order.
@@ -116,6 +119,7 @@ def make_dataset(
     drop_remainder: bool = False,
     input_context: tf.distribute.InputContext | None = None,
     compression: str = "auto",
+    keep_serialized: bool = False,
 ) -> tf.data.Dataset:
     """Builds the training dataset of `{feature name: Tensor[batch]}` dicts (see the module docstring).
 
@@ -132,6 +136,8 @@ def make_dataset(
       drop_remainder: drop a last, smaller batch.
       input_context: a `tf.distribute.InputContext` for multi-worker input (see the module docstring).
       compression: "auto" (GZIP for .gz names), "none", "GZIP" or "ZLIB".
+      keep_serialized: also yield each batch's serialized records under `SERIALIZED_KEY` (for a teacher
+        SavedModel that scores `examples` strings, `recsys.training.distill`).
 
     Returns:
       A `tf.data.Dataset` of dicts of rank-1 tensors.
@@ -179,8 +185,14 @@ def make_dataset(
         if batch_size // pipelines != per_pipeline_batch:  # several replicas per pipeline
             batches = batches.rebatch(per_pipeline_batch, drop_remainder)
 
+    def parse(serialized):
+        parsed = tf.io.parse_example(serialized, spec)
+        if keep_serialized:
+            parsed[SERIALIZED_KEY] = serialized
+        return parsed
+
     dataset = batches.map(
-        lambda serialized: tf.io.parse_example(serialized, spec),
+        parse,
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )

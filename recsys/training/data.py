@@ -34,6 +34,7 @@ class DataSource:
       files: the files it matches, in name (= time) order.
       features_path, features: the `features.json` used and its content.
       shuffle, shuffle_buffer, seed: the order of the stream (`recsys.data.input.make_dataset`).
+      keep_serialized: `dataset` batches also hold the serialized records (`recsys.data.input.SERIALIZED_KEY`).
     """
 
     pattern: str
@@ -43,6 +44,7 @@ class DataSource:
     shuffle: str = "none"
     shuffle_buffer: int = 10_000
     seed: int = 0
+    keep_serialized: bool = False  # batches also carry the serialized records (a SavedModel distillation teacher)
 
     @classmethod
     def from_config(cls, data_config: Any, seed: int) -> DataSource:
@@ -142,6 +144,7 @@ class DataSource:
             start_offset=start_offset,
             drop_remainder=False,
             input_context=input_context,
+            keep_serialized=self.keep_serialized,
         )
 
     def distributed_dataset(self, strategy: tf.distribute.Strategy, global_batch_size: int, start_offset: int = 0):

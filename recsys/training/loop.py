@@ -18,6 +18,7 @@ Workdir layout:
     metrics.json     final progressive metrics and throughput (keys in `Trainer._final_metrics`)
     saved_model/     serving_default(examples: string[None]) -> probabilities: float32[None]
     saved_model_<r>/ replica mode (`config.replicas.count = R`): replica r >= 1, same contract
+    saved_model_teacher/  distillation with `config.distill.teacher = "online"` (recsys.training.distill)
 
 Rerunning the same command resumes from the latest checkpoint: the input restarts at the recorded example
 offset, so no example is repeated or skipped, and with `config.deterministic` the final weights are bit-identical
@@ -40,7 +41,7 @@ from absl import logging
 
 from recsys.data.features import FeatureSet
 from recsys.model.ctr import ModelSpec
-from recsys.training import parameter_server, summaries
+from recsys.training import distill, parameter_server, summaries
 from recsys.training import strategy as strategy_lib
 from recsys.training.checkpoint import TrainingCheckpoint, checkpoint_directory
 from recsys.training.data import DataSource
@@ -129,6 +130,12 @@ class Trainer:
                 f"Replica mode with noise={plan.noise!r} (one order per replica) runs under strategy 'default' or "
                 f"'mirrored'. Received: strategy={config.strategy!r}; use noise='init' for other strategies."
             )
+        self.distill = distill.DistillSpec.from_config(config.distill)
+        if self.distill.enabled and (plan.count > 1 or config.strategy not in ("default", "mirrored")):
+            raise ValueError(
+                f"Distillation (config.distill.teacher={self.distill.teacher!r}) trains one student under strategy "
+                f"'default' or 'mirrored'. Received: models={plan.count}, strategy={config.strategy!r}"
+            )
         self.plan = plan
         self.config = config
         self.workdir = workdir
@@ -149,6 +156,7 @@ class Trainer:
             else None
         )
         self.source = DataSource.from_config(config.data, seed=config.seed.data)
+        self.source.keep_serialized = self.distill.enabled and not self.distill.online
         self.features: FeatureSet = self.source.features
         self.spec = ModelSpec.from_config(config.model, self.features)
         self.label = self.features.label.name
@@ -165,6 +173,16 @@ class Trainer:
                         metrics_factory=self._new_metrics,
                     )
                 )
+            # The online teacher is one more state after the students: trained, checkpointed and scored like them.
+            if self.distill.online:
+                self.states.append(build_model_state(
+                    self._teacher_spec(), self.label, config.optimizer, init_seed=int(config.seed.init) + 1,
+                    metrics_factory=self._new_metrics))
+        self.teacher = None
+        if self.distill.enabled and not self.distill.online:
+            self.teacher = distill.SavedModelTeacher(self.distill.teacher, self.features)
+            first = next(iter(self.source.dataset(int(config.data.batch_size))))
+            self.teacher.check_batch(first[distill.SERIALIZED_KEY])
         # Progressive PD between the models (replica mode); part of the checkpoint, like the metrics.
         self.replica_pd = AlignedPD(plan.count, int(config.metrics_window)) if plan.count > 1 and progressive else None
         directory = checkpoint_directory(workdir)
@@ -173,6 +191,13 @@ class Trainer:
             write_directory=strategy_lib.write_dir(directory, self.strategy),
             extra_state={"replica_pd": self.replica_pd} if self.replica_pd is not None else None,
         )
+
+    def _teacher_spec(self) -> ModelSpec:
+        """`config.model` with `config.distill.teacher_activation` when it is set."""
+        model_config = self.config.model.copy_and_resolve_references()
+        if self.distill.teacher_activation:
+            model_config.activation = self.distill.teacher_activation
+        return ModelSpec.from_config(model_config, self.features)
 
     def _new_metrics(self):
         from recsys.metrics.streaming import ProgressiveMetrics
@@ -300,7 +325,11 @@ class Trainer:
         Every process gets the whole global batch's labels and predictions (all-gathered).
         """
         dataset = self.source.distributed_dataset(self.strategy, self.config.data.batch_size, start_offset=examples)
-        train_step = make_train_step(self.strategy, self.states, self.label, dataset.element_spec)
+        if self.distill.enabled:
+            train_step = distill.make_distill_train_step(self.strategy, self.states, self.teacher, self.label,
+                                                         self.distill, dataset.element_spec)
+        else:
+            train_step = make_train_step(self.strategy, self.states, self.label, dataset.element_spec)
         for batch in dataset:
             labels, probabilities, losses = train_step(batch)
             yield labels.numpy(), [p.numpy() for p in probabilities], [float(loss) for loss in losses]
@@ -356,7 +385,7 @@ class Trainer:
     def _final_metrics(self, step: int, examples: int, train_seconds: float) -> dict[str, Any]:
         """The metrics.json content: progressive metrics of model 0 at the top level, every model in `models`."""
         per_model = []
-        for state in self.states:
+        for state in self.states[: self.num_models]:
             result = state.metrics.result() if self.progressive else {}
             per_model.append({f"progressive_{k}": _finite_or_none(v) for k, v in result.items() if k != "examples"})
         metrics: dict[str, Any] = {
@@ -384,12 +413,20 @@ class Trainer:
         metrics["replicas"] = [{key: model.get(key) for key in keys} for model in per_model]
         metrics["replica_noise"] = self.plan.noise
         metrics["saved_models"] = self.saved_model_paths() if self.config.export_saved_model else []
+        if self.distill.enabled:
+            metrics["distill_weight"] = self.distill.weight
+            metrics["distill_temperature"] = self.distill.temperature
+            metrics["distill_teacher"] = self.distill.teacher
+        if self.distill.online and self.progressive:
+            teacher = self.states[-1].metrics.result()
+            metrics["teacher_progressive_auc"] = _finite_or_none(teacher["auc"])
+            metrics["teacher_progressive_logloss"] = _finite_or_none(teacher["logloss"])
         return metrics
 
     def saved_model_paths(self) -> list[str]:
         """Absolute SavedModel directories in replica order: saved_model, saved_model_1, ..."""
         return [os.path.abspath(os.path.join(self.workdir, "saved_model" if index == 0 else f"saved_model_{index}"))
-                for index in range(len(self.states))]
+                for index in range(self.num_models)]
 
     def _finish_outputs(self, metrics: dict[str, Any]) -> None:
         """Writes metrics.json and exports saved_model/ unless they already exist (a finished rerun)."""
@@ -397,7 +434,10 @@ class Trainer:
         if not tf.io.gfile.exists(metrics_path):
             _write_json_atomically(metrics_path, metrics)
         if self.config.export_saved_model:
-            for state, path in zip(self.states, self.saved_model_paths(), strict=True):
+            paths = self.saved_model_paths()
+            if self.distill.online:
+                paths.append(os.path.abspath(os.path.join(self.workdir, "saved_model_teacher")))
+            for state, path in zip(self.states, paths, strict=True):
                 if not tf.io.gfile.exists(path):
                     export_saved_model(
                         state.model, self.features, path,

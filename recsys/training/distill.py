@@ -1,0 +1,228 @@
+"""Knowledge distillation in the online trainer (`config.distill`, docs/training.md, "Distillation").
+
+The student's per-example loss mixes the label loss with a loss towards the teacher's predictions:
+
+    loss = (1 − w) · BCE(y, σ(z_s)) + w · T² · BCE(σ(z_t / T), σ(z_s / T))
+
+with z_s, z_t the student's and teacher's logits, w = `config.distill.weight` and T = `config.distill.temperature`
+(applied to logits only). The T² factor (Hinton et al., 2015, "Distilling the Knowledge in a Neural Network")
+keeps the soft term's gradient scale independent of T; with T = 1 it is 1. BCE with a soft target differs from
+KL(σ(z_t/T) ‖ σ(z_s/T)) by the target's entropy, a constant, so both have the same gradients. With w = 0 the loss is
+the plain label loss exactly (tests/training/test_distill.py checks bit-identical weights).
+
+Teachers (`config.distill.teacher`):
+  * a SavedModel folder with the trainer's serving contract (`serving_default(examples: string[None]) →
+    {"probabilities": float32[None]}`): frozen; it scores the serialized records of each batch, and its
+    probabilities become logits log(p / (1 − p)) with p clipped to [1e-7, 1 − 1e-7].
+  * "online": a second model (`config.model` with `config.distill.teacher_activation` if set, initialised with
+    seed.init + 1) trained on the labels in the same traced step. The student uses the logits of the teacher's
+    forward pass that scores the batch for the teacher's progressive metrics — the pre-update weights — under
+    `tf.stop_gradient`, so the student never sees predictions from a teacher that has trained on that batch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from recsys.data.features import FeatureSet
+from recsys.data.input import SERIALIZED_KEY
+from recsys.training.task import ModelState, _global_count
+
+ONLINE = "online"
+SIGNATURE = "serving_default"
+INPUT_KEY = "examples"
+OUTPUT_KEY = "probabilities"
+# Teacher probabilities are clipped to [EPSILON, 1 − EPSILON] before turning them into logits.
+EPSILON = 1e-7
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillSpec:
+    """A validated `config.distill`; `teacher == ""` means no distillation."""
+
+    teacher: str = ""
+    weight: float = 0.0
+    temperature: float = 1.0
+    teacher_activation: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.teacher)
+
+    @property
+    def online(self) -> bool:
+        return self.teacher == ONLINE
+
+    @classmethod
+    def from_config(cls, distill_config: Any) -> DistillSpec:
+        """Checks `config.distill`.
+
+        Raises:
+          ValueError: weight outside [0, 1], temperature not positive, or a teacher that is neither "", "online"
+            nor an existing folder.
+        """
+        teacher = str(distill_config.teacher)
+        weight = float(distill_config.weight)
+        temperature = float(distill_config.temperature)
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"`config.distill.weight` must be in [0, 1]. Received: weight={distill_config.weight!r}")
+        if not temperature > 0.0:
+            raise ValueError(
+                f"`config.distill.temperature` must be positive. Received: temperature={distill_config.temperature!r}")
+        if teacher not in ("", ONLINE) and not tf.io.gfile.isdir(teacher):
+            raise ValueError(
+                f"`config.distill.teacher` must be '' (off), 'online' or an existing SavedModel folder. "
+                f"Received: teacher={teacher!r} (no such folder)")
+        return cls(teacher, weight, temperature, str(distill_config.teacher_activation))
+
+
+def distillation_loss(
+    label_loss: tf.Tensor, student_logits: tf.Tensor, teacher_logits: tf.Tensor, weight: float, temperature: float
+) -> tf.Tensor:
+    """Per-example (1 − w)·`label_loss` + w·T²·BCE(σ(z_t/T), σ(z_s/T)) (module docstring); [batch]."""
+    scale = tf.constant(temperature, tf.float32)
+    soft = tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=tf.sigmoid(teacher_logits / scale), logits=student_logits / scale)
+    return (1.0 - weight) * label_loss + (weight * temperature**2) * soft
+
+
+class SavedModelTeacher:
+    """A frozen teacher loaded from a SavedModel folder; `logits(serialized)` scores a batch of records.
+
+    Raises (constructor):
+      ValueError: the folder is not a SavedModel, has no `serving_default` taking `examples` (string) and
+        returning `probabilities`, or its features.json (assets.extra/) does not match the training data's.
+    """
+
+    def __init__(self, path: str, features: FeatureSet):
+        self.path = path
+        try:
+            loaded = tf.saved_model.load(path)
+        except (OSError, ValueError, tf.errors.OpError) as e:
+            raise ValueError(f"`config.distill.teacher` {path!r} is not a loadable SavedModel: "
+                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        signatures = dict(loaded.signatures)
+        if SIGNATURE not in signatures:
+            raise ValueError(f"Teacher SavedModel {path!r} has no {SIGNATURE!r} signature (has {sorted(signatures)})")
+        function = signatures[SIGNATURE]
+        inputs = function.structured_input_signature[1]
+        if set(inputs) != {INPUT_KEY} or inputs[INPUT_KEY].dtype != tf.string:
+            raise ValueError(f"Teacher SavedModel {path!r}: {SIGNATURE!r} must take one string input {INPUT_KEY!r}. "
+                             f"Received inputs: {inputs}")
+        if OUTPUT_KEY not in function.structured_outputs:
+            raise ValueError(f"Teacher SavedModel {path!r}: {SIGNATURE!r} must return {OUTPUT_KEY!r}. "
+                             f"Received outputs: {sorted(function.structured_outputs)}")
+        _check_teacher_features(path, features)
+        self._loaded = loaded  # keeps the function's variables alive
+        self._function = function
+
+    def logits(self, serialized: tf.Tensor) -> tf.Tensor:
+        """log(p / (1 − p)) of the teacher's clipped probabilities p for serialized examples [n]."""
+        p = tf.cast(self._function(**{INPUT_KEY: serialized})[OUTPUT_KEY], tf.float32)
+        p = tf.clip_by_value(tf.reshape(p, [-1]), EPSILON, 1.0 - EPSILON)
+        return tf.math.log(p) - tf.math.log1p(-p)
+
+    def check_batch(self, serialized: tf.Tensor) -> None:
+        """Scores one batch eagerly; a teacher that cannot score the data fails here, before training."""
+        try:
+            logits = self.logits(serialized)
+        except (tf.errors.OpError, ValueError, TypeError) as e:
+            message = e.message if isinstance(e, tf.errors.OpError) else str(e)
+            raise ValueError(f"Teacher SavedModel {self.path!r} cannot score the training records: "
+                             f"{message.splitlines()[0] if message else type(e).__name__}") from None
+        if logits.shape[0] != serialized.shape[0]:
+            raise ValueError(f"Teacher SavedModel {self.path!r} returned {logits.shape[0]} probabilities for "
+                             f"{serialized.shape[0]} examples")
+
+
+def _check_teacher_features(path: str, features: FeatureSet) -> None:
+    """The trainer exports features.json beside the model: every feature it names must match the data's."""
+    teacher_features = os.path.join(path, "assets.extra", "features.json")
+    if not tf.io.gfile.exists(teacher_features):
+        return
+    with tf.io.gfile.GFile(teacher_features) as f:
+        teacher = FeatureSet.from_json(json.load(f))
+    data = {f.name: f for f in features.features}
+    problems = []
+    for feature in teacher.features:
+        if feature.role in ("label", "time"):
+            continue
+        if feature.name not in data:
+            problems.append(f"{feature.name} is not in the training data")
+        elif (data[feature.name].type, data[feature.name].vocab_size) != (feature.type, feature.vocab_size):
+            problems.append(f"{feature.name} is {feature.type} vocab {feature.vocab_size} in the teacher, "
+                            f"{data[feature.name].type} vocab {data[feature.name].vocab_size} in the data")
+    if problems:
+        raise ValueError(f"Teacher SavedModel {path!r} was trained on other features: {'; '.join(problems)}")
+
+
+def _update(state: ModelState, batch: dict[str, tf.Tensor], global_count: tf.Tensor,
+            target: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    """One model's update: (logits of the pre-update weights, summed loss); `target` rewrites the label loss."""
+    model = state.model
+    embedding_variables, dense_variables = model.embedding_variables, model.dense_variables
+    with tf.GradientTape() as tape:
+        logits = model(batch, training=True)
+        per_example = model.per_example_loss(batch, logits)
+        if target is not None:
+            per_example = target(per_example, logits)
+        loss_sum = tf.reduce_sum(per_example)
+        loss = loss_sum / tf.maximum(global_count, 1.0)
+    gradients = tape.gradient(loss, embedding_variables + dense_variables)
+    split = len(embedding_variables)
+    state.embedding_optimizer.apply_gradients(zip(gradients[:split], embedding_variables, strict=True))
+    state.dense_optimizer.apply_gradients(zip(gradients[split:], dense_variables, strict=True))
+    return logits, loss_sum
+
+
+def replica_distill_step(states: Sequence[ModelState], teacher: SavedModelTeacher | None, batch: dict[str, tf.Tensor],
+                         label: str, spec: DistillSpec):
+    """Replica context. `states` = [student] (SavedModel `teacher`) or [student, online teacher].
+
+    Returns (labels, [probabilities per state, pre-update weights], [summed loss per state]); for the online
+    teacher its probabilities are σ of exactly the logits the student's loss used.
+    """
+    global_count = _global_count(batch[label])
+    features = {name: value for name, value in batch.items() if name != SERIALIZED_KEY}
+    probabilities, loss_sums = [], []
+    if teacher is None:
+        # The teacher's forward pass reads its variables before its own update (program order in the traced
+        # step), and the student gets those logits with the gradient stopped.
+        teacher_logits, teacher_loss = _update(states[1], features, global_count)
+        teacher_logits = tf.stop_gradient(teacher_logits)
+    else:
+        teacher_logits = tf.stop_gradient(teacher.logits(batch[SERIALIZED_KEY]))
+
+    def target(label_loss, student_logits):
+        return distillation_loss(label_loss, student_logits, teacher_logits, spec.weight, spec.temperature)
+
+    student_logits, student_loss = _update(states[0], features, global_count, target)
+    probabilities.append(tf.sigmoid(student_logits))
+    loss_sums.append(student_loss)
+    if teacher is None:
+        probabilities.append(tf.sigmoid(teacher_logits))
+        loss_sums.append(teacher_loss)
+    return batch[label], probabilities, loss_sums
+
+
+def make_distill_train_step(strategy: tf.distribute.Strategy, states: Sequence[ModelState],
+                            teacher: SavedModelTeacher | None, label: str, spec: DistillSpec,
+                            element_spec: Any = None) -> Callable:
+    """Like `task.make_train_step`: `batch → (labels [N], [probabilities [N] per state], [mean loss per state])`."""
+
+    @tf.function(input_signature=[element_spec] if element_spec is not None else None)
+    def train_step(batch):
+        labels, probabilities, loss_sums = strategy.run(
+            replica_distill_step, args=(states, teacher, batch, label, spec))
+        labels = strategy.gather(labels, axis=0)
+        probabilities = [strategy.gather(p, axis=0) for p in probabilities]
+        count = tf.maximum(tf.cast(tf.shape(labels)[0], tf.float32), 1.0)
+        losses = [strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) / count for s in loss_sums]
+        return labels, probabilities, losses
+
+    return train_step
