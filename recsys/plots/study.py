@@ -1,0 +1,92 @@
+"""The study's Fig. 4 (Shamir & Lin 2022): relative PD in % vs AUC-loss change in % from ReLU.
+
+One panel per noise source; one point per cell (β), a line per activation family through its β values (in β
+order), horizontal bars for the PD's 95% interval; ReLU is a star at 0, k-ensembles are squares (diamonds at
+equal parameter budget). Lower-left is better on both axes.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from recsys.study.grid import DISPLAY_NAMES, NOISE_SOURCES
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _group(entry: Mapping[str, Any]) -> str:
+    """The line a point belongs to: its activation family and variant (results.json "group")."""
+    return entry.get("group") or DISPLAY_NAMES.get(entry["activation"], entry["activation"])
+
+
+def _point_label(entry: Mapping[str, Any]) -> str:
+    if entry.get("ensemble"):
+        return f"{entry['ensemble_k']}-ens."
+    if entry.get("learnable"):
+        return "learned"
+    if entry.get("beta") is None:
+        return ""
+    return f"β={entry['beta']:g}"
+
+
+def plot_pd_vs_accuracy(entries: Sequence[Mapping[str, Any]], path: str, title: str | None = None) -> None:
+    """Writes the PNG of the cells in `entries` (results.json "cells"); failed cells are left out."""
+    plt = _pyplot()
+    usable = [e for e in entries if e.get("status") == "ok" and e.get("relative_pd") is not None
+              and e.get("auc_loss_change_pct") is not None]
+    noises = [n for n in NOISE_SOURCES if any(e["noise"] == n for e in usable)] or ["shuffle"]
+    fig, axes = plt.subplots(1, len(noises), figsize=(6.4 * len(noises), 5.0), dpi=120, squeeze=False)
+    families = sorted({_group(e) for e in usable}, key=lambda g: (not g.startswith("ReLU"), g))
+    colors = {group: f"C{i % 10}" for i, group in enumerate(families)}
+    for ax, noise in zip(axes[0], noises, strict=True):
+        panel = [e for e in usable if e["noise"] == noise]
+        groups: dict[str, list[Mapping[str, Any]]] = {}
+        for entry in panel:
+            groups.setdefault(_group(entry), []).append(entry)
+        for group, members in groups.items():
+            members = sorted(members, key=lambda e: (e.get("beta") is None, e.get("beta") or 0.0))
+            xs = [100.0 * e["relative_pd"] for e in members]
+            ys = [e["auc_loss_change_pct"] for e in members]
+            color = colors[group]
+            if len(members) > 1:
+                ax.plot(xs, ys, "-", color=color, alpha=0.7, zorder=2)
+            for entry, x, y in zip(members, xs, ys, strict=True):
+                ci = entry.get("relative_pd_ci")
+                if ci:
+                    ax.errorbar([x], [y], xerr=[[x - 100.0 * ci[0]], [100.0 * ci[1] - x]], fmt="none",
+                                ecolor=color, alpha=0.35, capsize=2, zorder=1)
+                if entry.get("ensemble"):
+                    marker, size = ("D" if entry.get("equal_budget") else "s"), 60
+                elif entry.get("baseline"):
+                    marker, size = "*", 160
+                else:
+                    marker, size = "o", 40
+                ax.scatter([x], [y], marker=marker, s=size, color=color, edgecolors="black", linewidths=0.5,
+                           zorder=3)
+                text = _point_label(entry)
+                if text:
+                    ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            ax.plot([], [], "-o", color=color, label=group)
+        ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
+        ax.set_xlabel("relative prediction difference (%)")
+        ax.set_ylabel("AUC-loss change vs ReLU (%)")
+        ax.set_title(f"noise: {noise}")
+        ax.grid(True, alpha=0.3)
+        if panel:
+            right = max(100.0 * (e["relative_pd_ci"][1] if e.get("relative_pd_ci") else e["relative_pd"])
+                        for e in panel)
+            ax.set_xlim(left=0.0, right=max(right * 1.1, 1e-3))
+        ax.legend(fontsize=7, loc="best")
+    if not usable:
+        axes[0][0].text(0.5, 0.5, "no finished cells", ha="center", va="center", transform=axes[0][0].transAxes)
+    fig.suptitle(title or "PD vs AUC loss change from ReLU (lower-left is better)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

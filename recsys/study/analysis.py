@@ -1,0 +1,310 @@
+"""Per-cell numbers of the study from held-out predictions: PD between replicas, ensembles, accuracy.
+
+Everything is computed with `recsys.metrics` (the comparator's and the trainer's library), PD as fractions.
+
+PD of a cell. R replicas give R(R−1)/2 pairs; `relative_pd` is the mean over all pairs of the relative PD
+(Shamir & Lin 2022, eq. 2) on the held-out examples; the median, minimum and maximum over pairs show the
+spread and the tail (single pairs can diverge far more than the typical one).
+
+Confidence interval (`relative_pd_ci`): a two-level bootstrap over **replicas and examples**. Each resample
+draws Poisson(1) weights for the examples (as `recsys.metrics.bootstrap`) and R replicas with replacement;
+the statistic is the weighted mean PD over the pairs of *distinct* drawn replicas (pair (i, j) counts
+c_i·c_j times when replica i was drawn c_i times). Resampling replicas rather than pairs respects that
+pairs sharing a replica are correlated. With R = 2 there is one pair and the interval covers the examples
+only; it says nothing about how another pair would differ.
+
+Ensembles (`ensemble_summary`): with R ≥ 2k replicas, every split into two disjoint groups of k (all of
+them, or `max_splits` drawn with a fixed seed) gives one ensemble pair: the mean of the group's
+probabilities vs the other group's. Their PD mean/median/max, and a bootstrap over splits and examples.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from recsys.metrics import accuracy
+from recsys.metrics import pd as pd_lib
+
+_CHUNK = 16_384
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def auc_loss_change_pct(auc: float | None, baseline_auc: float | None) -> float | None:
+    """100·(L − L_relu)/L_relu with AUC loss L = 1 − AUC: negative means more accurate than the baseline.
+
+    None when either AUC is unknown or the baseline is perfect (no loss to compare with).
+    """
+    if auc is None or baseline_auc is None:
+        return None
+    baseline_loss = 1.0 - float(baseline_auc)
+    if baseline_loss <= 0.0:
+        return None
+    return 100.0 * ((1.0 - float(auc)) - baseline_loss) / baseline_loss
+
+
+def all_pairs(count: int) -> list[tuple[int, int]]:
+    """Every unordered pair (i, j), i < j, of `count` models."""
+    return list(itertools.combinations(range(count), 2))
+
+
+def pair_terms(predictions: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """[P, T] per-example relative PD terms (eq. 2) of each pair of rows of `predictions` ([M, T])."""
+    return np.stack([pd_lib.relative_pd_terms(predictions[i], predictions[j]) for i, j in pairs])
+
+
+def _pair_means_under_weights(terms: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """[B, P]: each pair's mean PD under B independent Poisson(1) example weightings (chunked over examples)."""
+    sums = np.zeros((resamples, terms.shape[0]))
+    totals = np.zeros(resamples)
+    for start in range(0, terms.shape[1], _CHUNK):
+        block = terms[:, start:start + _CHUNK]
+        weights = rng.poisson(1.0, size=(resamples, block.shape[1])).astype(np.float64)
+        sums += weights @ block.T
+        totals += weights.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / totals[:, None]
+
+
+def _percentile_interval(values: np.ndarray, confidence: float) -> list[float] | None:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return [float(low), float(high)]
+
+
+def replica_bootstrap_ci(
+    terms: np.ndarray,
+    pairs: Sequence[tuple[int, int]],
+    num_replicas: int,
+    resamples: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> list[float] | None:
+    """Interval of the mean PD over pairs, resampling replicas and examples (see the module docstring).
+
+    `terms` is [P, T] for `pairs` of `num_replicas` replicas. Resamples that draw a single distinct replica
+    have no pair and are dropped. Returns [low, high] or None when no resample has a pair.
+    """
+    _check_bootstrap(resamples, confidence)
+    rng = np.random.default_rng(seed)
+    means = _pair_means_under_weights(terms, resamples, rng)
+    counts = rng.multinomial(num_replicas, np.full(num_replicas, 1.0 / num_replicas), size=resamples)
+    index = np.asarray(pairs)
+    pair_weights = counts[:, index[:, 0]] * counts[:, index[:, 1]]
+    totals = pair_weights.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        statistic = (pair_weights * means).sum(axis=1) / totals
+    return _percentile_interval(statistic[totals > 0], confidence)
+
+
+def pair_bootstrap_ci(
+    terms: np.ndarray, resamples: int = 200, confidence: float = 0.95, seed: int = 0
+) -> list[float] | None:
+    """Interval of the mean over the P rows of `terms` ([P, T]), resampling rows (pairs) and examples."""
+    _check_bootstrap(resamples, confidence)
+    rng = np.random.default_rng(seed)
+    means = _pair_means_under_weights(terms, resamples, rng)
+    count = terms.shape[0]
+    draws = rng.multinomial(count, np.full(count, 1.0 / count), size=resamples)
+    statistic = (draws * means).sum(axis=1) / count
+    return _percentile_interval(statistic, confidence)
+
+
+def _check_bootstrap(resamples: int, confidence: float) -> None:
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 2:
+        raise ValueError(f"`analysis.bootstrap` must be an integer >= 2. Received: {resamples!r}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"`analysis.confidence` must be in (0, 1). Received: {confidence!r}")
+
+
+def accuracy_of(labels: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
+    """Held-out AUC, logloss and calibration of one model's (or ensemble's) predictions."""
+    positives = int(np.count_nonzero(labels))
+    both = 0 < positives < labels.size
+    return {
+        "auc": _number(accuracy.auc(labels, p)) if both else None,
+        "logloss": _number(accuracy.logloss(labels, p)),
+        "calibration": _number(accuracy.calibration(labels, p)) if positives else None,
+    }
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return _number(np.mean(known)) if known else None
+
+
+def _spread(values: np.ndarray) -> dict[str, float | None]:
+    return {
+        "relative_pd_median": _number(np.median(values)),
+        "relative_pd_min": _number(values.min()),
+        "relative_pd_max": _number(values.max()),
+    }
+
+
+def replica_summary(
+    predictions: np.ndarray, labels: np.ndarray, resamples: int = 200, confidence: float = 0.95, seed: int = 0
+) -> dict[str, Any]:
+    """PD between the R replicas of a cell (mean, CI, spread, every pair) and their mean held-out accuracy."""
+    count = predictions.shape[0]
+    if count < 2:
+        raise ValueError(f"A cell needs at least 2 replicas to measure PD. Received predictions for {count}")
+    pairs = all_pairs(count)
+    terms = pair_terms(predictions, pairs)
+    per_pair = terms.mean(axis=1)
+    absolute = [pd_lib.absolute_pd(predictions[i], predictions[j]) for i, j in pairs]
+    models = [accuracy_of(labels, p) for p in predictions]
+    return {
+        "relative_pd": _number(per_pair.mean()),
+        "relative_pd_ci": replica_bootstrap_ci(terms, pairs, count, resamples, confidence, seed),
+        **_spread(per_pair),
+        "relative_pd_pairs": [{"a": i, "b": j, "relative_pd": _number(v)}
+                              for (i, j), v in zip(pairs, per_pair, strict=True)],
+        "absolute_pd": _number(np.mean(absolute)),
+        "pairs": len(pairs),
+        "auc": _mean([m["auc"] for m in models]),
+        "logloss": _mean([m["logloss"] for m in models]),
+        "calibration": _mean([m["calibration"] for m in models]),
+        "auc_replicas": [m["auc"] for m in models],
+        "logloss_replicas": [m["logloss"] for m in models],
+        "calibration_replicas": [m["calibration"] for m in models],
+        # Diagnostic: the PD left once every replica's logits are shifted by one constant to the same mean
+        # prediction. What it removes is a global calibration offset (e.g. from the last batches of an online
+        # pass); what is left is disagreement in how the models rank and spread examples.
+        "relative_pd_mean_matched": _number(np.mean(pair_terms(mean_matched(predictions), pairs).mean(axis=1))),
+    }
+
+
+def mean_matched(predictions: np.ndarray, target: float | None = None, iterations: int = 50) -> np.ndarray:
+    """Each row's logits shifted by a constant b_r so that mean(sigmoid(logit + b_r)) = `target`.
+
+    `target` defaults to the mean prediction over all rows. Newton's method on the monotone mean in b.
+    """
+    clipped = np.clip(predictions, 1e-7, 1.0 - 1e-7)
+    logits = np.log(clipped) - np.log1p(-clipped)
+    goal = float(np.mean(clipped)) if target is None else float(target)
+    shift = np.zeros((predictions.shape[0], 1))
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(logits + shift)))
+        gap = p.mean(axis=1, keepdims=True) - goal
+        slope = (p * (1.0 - p)).mean(axis=1, keepdims=True)
+        shift -= gap / np.maximum(slope, 1e-12)
+        if np.all(np.abs(gap) < 1e-12):
+            break
+    return 1.0 / (1.0 + np.exp(-(logits + shift)))
+
+
+def ensemble_splits(count: int, k: int, max_splits: int = 50, seed: int = 0) -> list[tuple[tuple[int, ...], ...]]:
+    """Unordered pairs of disjoint k-subsets of `count` replicas: all of them, or `max_splits` drawn at random.
+
+    For count = 2k there are C(2k, k)/2 (10 for k = 3). The draw is seeded, so reruns use the same splits.
+    """
+    if k < 1 or count < 2 * k:
+        raise ValueError(f"k-ensembles need k >= 1 and at least 2k replicas. Received k={k}, replicas={count}")
+    splits = []
+    for first in itertools.combinations(range(count), k):
+        rest = [r for r in range(count) if r not in first]
+        for second in itertools.combinations(rest, k):
+            if first < second:
+                splits.append((first, second))
+    if len(splits) > max_splits:
+        rng = np.random.default_rng(seed)
+        chosen = sorted(rng.choice(len(splits), size=max_splits, replace=False))
+        splits = [splits[i] for i in chosen]
+    return splits
+
+
+def ensemble_summary(
+    predictions: np.ndarray,
+    labels: np.ndarray,
+    k: int,
+    resamples: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+    max_splits: int = 50,
+) -> dict[str, Any]:
+    """PD between disjoint k-ensembles (mean of k replicas' probabilities) and the ensembles' accuracy."""
+    splits = ensemble_splits(predictions.shape[0], k, max_splits, seed)
+    groups = sorted({group for split in splits for group in split})
+    averaged = {group: predictions[list(group)].mean(axis=0) for group in groups}
+    terms = np.stack([pd_lib.relative_pd_terms(averaged[a], averaged[b]) for a, b in splits])
+    per_split = terms.mean(axis=1)
+    models = [accuracy_of(labels, averaged[group]) for group in groups]
+    matched = dict(zip(groups, mean_matched(np.stack([averaged[g] for g in groups])), strict=True))
+    return {
+        "relative_pd": _number(per_split.mean()),
+        "relative_pd_ci": pair_bootstrap_ci(terms, resamples, confidence, seed),
+        **_spread(per_split),
+        "relative_pd_pairs": [{"a": list(a), "b": list(b), "relative_pd": _number(v)}
+                              for (a, b), v in zip(splits, per_split, strict=True)],
+        "absolute_pd": _number(np.mean([pd_lib.absolute_pd(averaged[a], averaged[b]) for a, b in splits])),
+        "pairs": len(splits),
+        "auc": _mean([m["auc"] for m in models]),
+        "logloss": _mean([m["logloss"] for m in models]),
+        "calibration": _mean([m["calibration"] for m in models]),
+        "ensembles": len(groups),
+        "relative_pd_mean_matched": _number(np.mean([pd_lib.relative_pd(matched[a], matched[b]) for a, b in splits])),
+    }
+
+
+def progressive_summary(runs: Sequence[dict[str, Any]], replicas: int) -> dict[str, Any]:
+    """The trainer's progressive numbers of a cell from its metrics.json file(s).
+
+    One run in replica mode carries `replicas` (per-replica progressive metrics) and the progressive PD keys;
+    R separate runs carry one model each, and no progressive PD (nothing saw the replicas side by side).
+    """
+    if len(runs) == 1 and isinstance(runs[0].get("replicas"), list):
+        per_replica = runs[0]["replicas"]
+        pd_values = {key: _pd_value(runs[0].get(key))
+                     for key in ("progressive_relative_pd", "window_relative_pd", "progressive_absolute_pd")}
+        mode = "replicas"
+    else:
+        per_replica = list(runs)
+        pd_values = {"progressive_relative_pd": None, "window_relative_pd": None, "progressive_absolute_pd": None}
+        mode = "separate"
+    rates = [r.get("examples_per_sec") for r in runs]
+    return {
+        "trainer_mode": mode,
+        "models_per_trainer_run": replicas if mode == "replicas" else 1,
+        "progressive_auc": _mean([r.get("progressive_auc") for r in per_replica]),
+        "progressive_logloss": _mean([r.get("progressive_logloss") for r in per_replica]),
+        "progressive_calibration": _mean([r.get("progressive_calibration") for r in per_replica]),
+        **pd_values,
+        "examples_per_sec": _mean(rates),
+        # Without start-up (tracing, first batches); None when the run logged no progress line.
+        "steady_examples_per_sec": _mean([r.get("steady_examples_per_sec") for r in runs]),
+        "train_seconds": _number(sum(r.get("train_seconds") or 0.0 for r in runs)),
+        "train_examples": int(runs[0].get("examples", 0)),
+    }
+
+
+def _pd_value(value: Any) -> float | None:
+    """A scalar progressive PD: the number itself, or the mean of a list/matrix/dict of per-pair values."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return _number(value)
+    if isinstance(value, dict):
+        for key in ("mean", "value", "relative_pd"):
+            if key in value:
+                return _pd_value(value[key])
+        return _mean([_pd_value(v) for v in value.values()])
+    if isinstance(value, list):
+        array = np.asarray(value, dtype=float)
+        if array.ndim == 2 and array.shape[0] == array.shape[1]:  # a symmetric pair matrix with a zero diagonal
+            upper = array[np.triu_indices(array.shape[0], 1)]
+            return _number(upper.mean()) if upper.size else None
+        return _number(np.nanmean(array)) if array.size else None
+    return None
+

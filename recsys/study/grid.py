@@ -1,0 +1,293 @@
+"""The study grid: which cells (activation × noise source, plus ReLU ensembles) a study config trains.
+
+A *cell* is one activation setting trained R times (its replicas) under one *noise source*:
+
+- ``shuffle``: every replica starts from the same initial weights (same init seed) and sees the data in its own
+  order (shuffled within windows with a per-replica seed) — the paper's setting for PD between "identically
+  initialised models that differ only in data shuffling";
+- ``init``: the replicas start from different initial weights and see the data in the same order;
+- ``shuffle+init``: both differ.
+
+For the activations named in ``grid.ensemble_activations`` (ReLU by default) and ``grid.ensemble_k`` = k > 0,
+the cell also yields a k-ensemble entry: the average of k replicas compared with the average of k *other*
+replicas (needs at least 2k replicas). With ``grid.ensemble_equal_budget`` an extra cell trains ReLU components
+whose embeddings are k times narrower, so that the k-ensemble has the single model's embedding parameters (the
+paper compares ensembles at equal parameter budget).
+
+`expand_grid` validates the whole grid before anything is trained: an unknown activation, R < 2 or an ensemble
+without 2k replicas raise `ValueError` naming the key and the value.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+NOISE_SOURCES = ("shuffle", "init", "shuffle+init")
+BASELINE_ACTIVATION = "relu"
+# Display names of the activation families (cell labels, tables, plot legends).
+DISPLAY_NAMES = {
+    "relu": "ReLU",
+    "smelu": "SmeLU",
+    "gsmelu": "gSmeLU",
+    "rescu": "RESCU",
+    "softplus": "Softplus",
+    "swish": "Swish",
+    "gelu": "GELU",
+}
+_MAX_SLUG = 80
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One trained setting of the study.
+
+    Attributes:
+      cell_id: folder name under `<workdir>/cells/` ("<noise>/<activation slug>").
+      activation: the activation family ("relu", "smelu", ...), of the first hidden layer's spec.
+      spec: the trainer's `model.activation` value: one spec, or one per hidden layer joined by ';'.
+      beta: the β of the spec (the base β when `beta_per_layer` is set); None when the spec has none.
+      beta_per_layer: the β of each hidden layer when they differ, else None.
+      learnable: the activation has trainable parameters (learned gSmeLU).
+      noise: one of NOISE_SOURCES.
+      replicas: R, the number of models trained.
+      ensemble_k: k > 0 when this cell's replicas also form k-ensembles (needs R >= 2k).
+      equal_budget: components with embeddings k times narrower (`model.embedding_dim` // k).
+      overrides: trainer config values set for this cell beyond activation/seeds, as {"model.embedding_dim": 16}.
+    """
+
+    cell_id: str
+    activation: str
+    spec: str
+    beta: float | None
+    beta_per_layer: tuple[float, ...] | None
+    learnable: bool
+    noise: str
+    replicas: int
+    ensemble_k: int = 0
+    equal_budget: bool = False
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """A short human name: "SmeLU β=1", "gSmeLU (learned)", "ReLU (emb/3)"."""
+        name = DISPLAY_NAMES.get(self.activation, self.activation)
+        if self.learnable:
+            name += " (learned)"
+        if self.beta_per_layer is not None:
+            name += " β/layer=" + ",".join(_fmt_number(b) for b in self.beta_per_layer)
+        elif self.beta is not None:
+            name += f" β={_fmt_number(self.beta)}"
+        if self.equal_budget:
+            name += f" (emb/{self.ensemble_k})"
+        return name
+
+    @property
+    def is_baseline(self) -> bool:
+        """The ReLU cell other cells of the same noise are compared with."""
+        return (self.activation == BASELINE_ACTIVATION and not self.equal_budget and self.beta_per_layer is None
+                and ";" not in self.spec)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["beta_per_layer"] = list(self.beta_per_layer) if self.beta_per_layer is not None else None
+        data["overrides"] = dict(self.overrides)
+        data["label"] = self.label
+        return data
+
+
+def _fmt_number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _slug(text: str) -> str:
+    slug = text.lower().replace(";", "__").replace("+", "_")
+    slug = re.sub(r"[^a-z0-9_.-]+", "_", slug.replace("=", "")).strip("_")
+    if len(slug) > _MAX_SLUG:
+        slug = slug[:_MAX_SLUG - 9] + "_" + hashlib.sha1(text.encode()).hexdigest()[:8]
+    return slug
+
+
+def _layer_specs(spec: str, layers: int) -> list[str]:
+    """The per-layer specs of `spec`, checked by building each activation once (unknown names fail here)."""
+    from recsys.layers import activations
+    from recsys.model.ctr import parse_activations
+
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"`grid.activations` entries must be non-empty spec strings. Received: {spec!r}")
+    try:
+        items = list(parse_activations(spec, layers))
+        for item in items:
+            activations.get(item)
+    except ValueError as e:
+        raise ValueError(f"`grid.activations` entry {spec!r} is not a valid activation spec: {e}") from None
+    return items
+
+
+def describe_spec(spec: str, layers: int) -> tuple[str, float | None, tuple[float, ...] | None, bool]:
+    """(family, β, per-layer β or None, learnable) of an activation spec (recsys.layers.activations syntax)."""
+    from recsys.layers import activations
+
+    parsed = [activations.parse_spec(item) for item in _layer_specs(spec, layers)]
+    family = parsed[0].name
+    betas = [p.params.get("beta") for p in parsed]
+    learnable = any(bool(p.params.get("trainable", False)) for p in parsed)
+    per_layer = None
+    beta = betas[0] if isinstance(betas[0], float) else None
+    if len({repr(b) for b in betas}) > 1 and all(isinstance(b, float) for b in betas):
+        per_layer = tuple(betas)
+    return family, beta, per_layer, learnable
+
+
+def scale_beta_per_layer(spec: str, scales: Sequence[float], layers: int) -> str:
+    """`spec` with its β multiplied by `scales[l]` in hidden layer l ("larger β near the input").
+
+    Specs without a β (ReLU) or already given per layer are returned unchanged.
+    """
+    from recsys.layers import activations
+
+    if len(scales) != layers:
+        raise ValueError(
+            f"`grid.beta_layer_scales` needs one multiplier per hidden layer ({layers}). Received {len(scales)}: "
+            f"{tuple(scales)!r}"
+        )
+    for s in scales:
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not (math.isfinite(s) and s > 0):
+            raise ValueError(f"`grid.beta_layer_scales` must hold positive numbers. Received: {tuple(scales)!r}")
+    if ";" in spec:
+        return spec
+    parsed = activations.parse_spec(spec)
+    if "beta" not in parsed.params:
+        return spec
+    items = []
+    for scale in scales:
+        params = dict(parsed.params, beta=parsed.params["beta"] * float(scale))
+        text = parsed.name + ":" + ",".join(f"{k}={_param_text(v)}" for k, v in params.items())
+        if parsed.clip is not None:
+            text += f"|clip={parsed.clip:g}"
+        items.append(text)
+    return ";".join(items)
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + ",".join(f"{v:g}" for v in value) + "]"
+    return str(value)
+
+
+def _positive_int(key: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{key}` must be an integer >= {minimum}. Received: {key}={value!r}")
+    return value
+
+
+def expand_grid(config: Any) -> list[Cell]:
+    """The cells of a study config (`config.grid`, `config.train`), validated, in training order.
+
+    Order: for each noise source, the activations in the order given (ReLU first when listed first), then the
+    equal-budget ensemble cell.
+
+    Raises:
+      ValueError: an unknown noise source or activation, fewer than 2 replicas, an ensemble whose cell has
+        fewer than 2k replicas, no ReLU cell (the accuracy baseline), duplicate cells, or a shuffle noise
+        source with `train.data.shuffle = "none"` (replicas would see identical streams).
+    """
+    grid = config.grid
+    layers = len(tuple(config.train.model.hidden_units))
+    replicas = grid.replicas
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 2:
+        raise ValueError(
+            "`grid.replicas` must be an integer >= 2: PD needs at least one pair of models. "
+            f"Received: replicas={replicas!r}"
+        )
+    noises = tuple(grid.noise)
+    if not noises:
+        raise ValueError(f"`grid.noise` must name at least one noise source of {NOISE_SOURCES}. Received: ()")
+    for noise in noises:
+        if noise not in NOISE_SOURCES:
+            raise ValueError(f"`grid.noise` entries must be one of {NOISE_SOURCES}. Received: {noise!r}")
+    if len(set(noises)) != len(noises):
+        raise ValueError(f"`grid.noise` lists a noise source twice. Received: {noises!r}")
+    if any("shuffle" in n for n in noises) and config.train.data.shuffle == "none":
+        raise ValueError(
+            "A `shuffle` noise source needs shuffled input, but `train.data.shuffle` is 'none': every replica "
+            "would see the same stream. Set --config.train.data.shuffle=window."
+        )
+    specs = tuple(grid.activations)
+    if not specs:
+        raise ValueError("`grid.activations` must list at least one activation spec (and 'relu', the baseline).")
+    scales = tuple(grid.beta_layer_scales)
+    k = _positive_int("grid.ensemble_k", grid.ensemble_k, minimum=0)
+    ensemble_families = {name.lower() for name in grid.ensemble_activations}
+    ensemble_replicas = _positive_int("grid.ensemble_replicas", grid.ensemble_replicas, minimum=0)
+
+    described = []
+    for spec in specs:
+        family, beta, _, learnable = describe_spec(spec, layers)  # validates before any rewriting
+        trained = scale_beta_per_layer(spec, scales, layers) if scales else spec
+        _, _, per_layer, _ = describe_spec(trained, layers)
+        described.append((trained, family, beta, per_layer, learnable))
+    if not any(family == BASELINE_ACTIVATION and ";" not in spec for spec, family, *_ in described):
+        raise ValueError(
+            "`grid.activations` must include 'relu': it is the baseline of `auc_loss_change_pct`. "
+            f"Received: {specs!r}"
+        )
+
+    cells: list[Cell] = []
+    for noise in noises:
+        for spec, family, beta, per_layer, learnable in described:
+            ensemble = k if (k and family in ensemble_families) else 0
+            count = max(replicas, ensemble_replicas) if ensemble else replicas
+            if ensemble and count < 2 * ensemble:
+                raise ValueError(
+                    f"`grid.ensemble_k={ensemble}` compares the mean of {ensemble} replicas with the mean of "
+                    f"{ensemble} other replicas, so the {family} cells need at least {2 * ensemble} replicas; "
+                    f"they have {count} (grid.replicas={replicas}, grid.ensemble_replicas={ensemble_replicas})."
+                )
+            cells.append(Cell(
+                cell_id=f"{_slug(noise)}/{_slug(spec)}", activation=family, spec=spec, beta=beta,
+                beta_per_layer=per_layer, learnable=learnable, noise=noise, replicas=count, ensemble_k=ensemble,
+            ))
+        if k and grid.ensemble_equal_budget:
+            dim = int(config.train.model.embedding_dim)
+            if dim // k < 1:
+                raise ValueError(
+                    f"`grid.ensemble_equal_budget` divides `train.model.embedding_dim` ({dim}) by k={k}: too small."
+                )
+            if config.train.model.embedding_dims:
+                raise ValueError(
+                    "`grid.ensemble_equal_budget` narrows `train.model.embedding_dim`; it cannot be combined with "
+                    f"per-feature `train.model.embedding_dims` ({config.train.model.embedding_dims!r})."
+                )
+            count = max(replicas, ensemble_replicas, 2 * k)
+            cells.append(Cell(
+                cell_id=f"{_slug(noise)}/relu_ensemble_budget_k{k}", activation=BASELINE_ACTIVATION,
+                spec=BASELINE_ACTIVATION, beta=None, beta_per_layer=None, learnable=False, noise=noise,
+                replicas=count, ensemble_k=k, equal_budget=True, overrides=(("model.embedding_dim", dim // k),),
+            ))
+    seen: dict[str, str] = {}
+    for cell in cells:
+        if cell.cell_id in seen:
+            raise ValueError(f"`grid.activations` lists the same setting twice: {seen[cell.cell_id]!r} and "
+                             f"{cell.spec!r} ({cell.noise}).")
+        seen[cell.cell_id] = cell.spec
+    return cells
+
+
+def replica_seeds(noise: str, replica: int, init_seed: int, data_seed: int) -> tuple[int, int]:
+    """(init seed, data seed) of replica r when replicas are trained as separate runs.
+
+    shuffle: same init, data seed + r; init: init seed + r, same data order; shuffle+init: both + r.
+    """
+    if noise not in NOISE_SOURCES:
+        raise ValueError(f"`noise` must be one of {NOISE_SOURCES}. Received: {noise!r}")
+    init = init_seed + replica if "init" in noise else init_seed
+    data = data_seed + replica if "shuffle" in noise else data_seed
+    return init, data

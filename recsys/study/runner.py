@@ -1,0 +1,447 @@
+"""Runs a study: prepare data, train every cell (resumably), score on held-out data, write the results.
+
+Workdir layout:
+
+    data/, raw/                     the preprocessed (and generated) log, when the config names a raw one
+    eval_labels.npy                 labels of the held-out examples, in scoring order
+    cells/<noise>/<activation>/
+      train/                        replica mode: one trainer workdir training the R replicas on one stream
+      replica_<r>/                  separate mode: one trainer workdir per replica
+      predictions.npy, predictions.json   held-out probabilities [R, T] and what they were computed from
+    results.json, results.md, pd_vs_accuracy.png
+
+Training. When the trainer supports replica mode (`replicas` in its config: `replicas.count`,
+`replicas.noise`), a cell is one trainer run over one parsed stream that exports `saved_model`,
+`saved_model_1`, …; the cell then also has the trainer's progressive PD. Otherwise (or with
+`study.replica_mode = "separate"`, or for a cell already started as separate runs) each replica is its own run
+with the seeds of `grid.replica_seeds`. The
+trainer runs in this process (`recsys.training.loop.train`), so TensorFlow starts once per study.
+
+Resuming. A trainer run is finished when its workdir has `metrics.json` and its SavedModel(s): it is not run
+again. An unfinished one resumes from its last checkpoint (the trainer's own resume). A finished run whose
+`config.json` differs from the config the study would give it is refused (a new workdir is needed). Held-out
+predictions are stored per cell with, for each replica, its SavedModel and the digest of its run's config: a
+replica already scored on the same held-out data is not scored again. So raising `grid.replicas` later (separate
+mode) trains and scores only the new replicas. The analysis (PD, intervals, accuracy) is recomputed from the
+stored predictions on every run; it is cheap and deterministic (seeded), so a rerun gives identical results.
+"""
+from __future__ import annotations
+
+import copy
+import datetime
+import gc
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from typing import Any
+
+import numpy as np
+from absl import logging
+
+from recsys.study import analysis, grid
+from recsys.study.data import REPO_ROOT, EvalSet, StudyData, prepare_data
+
+RESULTS_FORMAT_VERSION = 1
+REPLICA_MODES = ("auto", "replicas", "separate")
+
+
+class CellTrainingError(RuntimeError):
+    """A cell's training stopped (e.g. non-finite loss); the study records it and goes on with the next cell."""
+
+
+def _json_dump(path: str, data: Any) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def trainer_supports_replicas(train_config: Any) -> bool:
+    """Whether the trainer's config has the replica-mode keys (`replicas.count`, `replicas.noise`)."""
+    replicas = train_config.get("replicas") if hasattr(train_config, "get") else None
+    return replicas is not None and "count" in replicas and "noise" in replicas
+
+
+def use_replica_mode(config: Any) -> bool:
+    mode = config.study.replica_mode
+    if mode not in REPLICA_MODES:
+        raise ValueError(f"`study.replica_mode` must be one of {REPLICA_MODES}. Received: {mode!r}")
+    supported = trainer_supports_replicas(config.train)
+    if mode == "replicas" and not supported:
+        raise ValueError("`study.replica_mode='replicas'` but this trainer's config has no `replicas` keys; use "
+                         "'auto' or 'separate'.")
+    return supported and mode != "separate"
+
+
+def cell_uses_replica_mode(config: Any, cell: grid.Cell, workdir: str) -> bool:
+    """Replica mode for this cell: as `use_replica_mode`, except that with "auto" a cell already trained (or
+    started) as separate runs (`replica_0/` exists, e.g. before the trainer had replica mode) stays separate."""
+    if not use_replica_mode(config):
+        return False
+    started_separately = os.path.isdir(os.path.join(workdir, "cells", cell.cell_id, "replica_0"))
+    return not (config.study.replica_mode == "auto" and started_separately)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+class CellRunner:
+    """Trains and scores one cell (see the module docstring for the layout and the resume rules)."""
+
+    def __init__(self, config: Any, cell: grid.Cell, workdir: str, data: StudyData, replica_mode: bool):
+        self.config = config
+        self.cell = cell
+        self.directory = os.path.join(workdir, "cells", cell.cell_id)
+        self.data = data
+        self.replica_mode = replica_mode
+
+    # Trainer configs -------------------------------------------------------------------------------------------
+    def _base_trainer_config(self) -> Any:
+        train = copy.deepcopy(self.config.train)
+        train.data.train = self.data.train
+        train.data.features = self.data.features_path
+        train.model.activation = self.cell.spec
+        for key, value in self.cell.overrides:
+            section, name = key.split(".")
+            setattr(getattr(train, section), name, value)
+        return train
+
+    def trainer_runs(self) -> list[tuple[str, Any]]:
+        """(trainer workdir, trainer config) of each run of this cell."""
+        if self.replica_mode:
+            train = self._base_trainer_config()
+            train.replicas.count = self.cell.replicas
+            train.replicas.noise = self.cell.noise
+            return [(os.path.join(self.directory, "train"), train)]
+        runs = []
+        for r in range(self.cell.replicas):
+            train = self._base_trainer_config()
+            train.seed.init, train.seed.data = grid.replica_seeds(
+                self.cell.noise, r, int(self.config.train.seed.init), int(self.config.train.seed.data))
+            runs.append((os.path.join(self.directory, f"replica_{r}"), train))
+        return runs
+
+    def run_digests(self) -> list[str]:
+        """A digest of each trainer run's config (what its predictions depend on besides the held-out data)."""
+        return [hashlib.sha1(json.dumps(json.loads(c.to_json()), sort_keys=True).encode()).hexdigest()[:16]
+                for _, c in self.trainer_runs()]
+
+    # State -----------------------------------------------------------------------------------------------------
+    def saved_models(self) -> list[str]:
+        """The replicas' SavedModel directories, in replica order."""
+        if self.replica_mode:
+            workdir = os.path.join(self.directory, "train")
+            metrics = _read_json(os.path.join(workdir, "metrics.json")) or {}
+            listed = metrics.get("saved_models")
+            if listed:
+                return [p if os.path.isabs(p) else os.path.join(workdir, p) for p in listed]
+            return [os.path.join(workdir, "saved_model" if r == 0 else f"saved_model_{r}")
+                    for r in range(self.cell.replicas)]
+        return [os.path.join(workdir, "saved_model") for workdir, _ in self.trainer_runs()]
+
+    def trained(self) -> bool:
+        runs_done = all(os.path.exists(os.path.join(w, "metrics.json")) for w, _ in self.trainer_runs())
+        return runs_done and all(os.path.exists(os.path.join(p, "saved_model.pb")) for p in self.saved_models())
+
+    def trainer_metrics(self) -> list[dict[str, Any]]:
+        return [_read_json(os.path.join(w, "metrics.json")) or {} for w, _ in self.trainer_runs()]
+
+    # Work ------------------------------------------------------------------------------------------------------
+    def train(self) -> None:
+        """Runs (or resumes) every trainer run of the cell that has not finished."""
+        import tensorflow as tf
+
+        from recsys.training.loop import NonFiniteLossError, train
+
+        for workdir, trainer_config in self.trainer_runs():
+            if os.path.exists(os.path.join(workdir, "metrics.json")) and self._run_exported(workdir):
+                continue
+            logging.info("Training %s in %s", self.cell.label, workdir)
+            try:
+                train(trainer_config, workdir)
+            except NonFiniteLossError as e:
+                raise CellTrainingError(f"{self.cell.cell_id}: {e}") from None
+            finally:
+                tf.keras.backend.clear_session()
+                gc.collect()
+
+    def _run_exported(self, workdir: str) -> bool:
+        if self.replica_mode:
+            return all(os.path.exists(os.path.join(p, "saved_model.pb")) for p in self.saved_models())
+        return os.path.exists(os.path.join(workdir, "saved_model", "saved_model.pb"))
+
+    def _model_keys(self) -> list[str]:
+        """One key per replica: its SavedModel and the digest of the run that trained it."""
+        digests = self.run_digests()
+        if self.replica_mode:
+            return [f"{digests[0]}:{path}" for path in self.saved_models()]
+        return [f"{digest}:{path}" for digest, path in zip(digests, self.saved_models(), strict=True)]
+
+    def predictions(self, eval_set: EvalSet) -> np.ndarray:
+        """Held-out probabilities [R, T]: replicas already scored on this data (same run config, same SavedModel)
+        are reused, the others are scored; everything is stored again."""
+        path = os.path.join(self.directory, "predictions.npy")
+        meta_path = os.path.join(self.directory, "predictions.json")
+        keys = self._model_keys()
+        stored = _read_json(meta_path) or {}
+        reusable: dict[str, np.ndarray] = {}
+        if stored.get("eval_fingerprint") == eval_set.fingerprint and os.path.exists(path):
+            rows = np.load(path)
+            reusable = {key: rows[i] for i, key in enumerate(stored.get("models", [])) if i < len(rows)}
+        if all(key in reusable for key in keys) and stored.get("models") == keys:
+            return np.load(path).astype(np.float64)
+        predictions = np.stack([
+            reusable[key] if key in reusable else eval_set.score(model)
+            for key, model in zip(keys, self.saved_models(), strict=True)
+        ]).astype(np.float32)
+        os.makedirs(self.directory, exist_ok=True)
+        np.save(path, predictions)
+        _json_dump(meta_path, {"eval_fingerprint": eval_set.fingerprint, "models": keys})
+        # Analysis always reads back the stored float32 values, so a first run and a rerun agree exactly.
+        return np.load(path).astype(np.float64)
+
+    def check_not_stale(self) -> None:
+        """Refuses trainer workdirs of this cell that were trained with another config.
+
+        The trainer refuses them too, but only when it runs; finished runs are not run again, so the study checks
+        their config.json itself. Keys that do not change what is computed (logging, checkpoint cadence) may differ.
+        """
+        from recsys.training.loop import RESUMABLE_KEYS
+
+        for workdir, trainer_config in self.trainer_runs():
+            saved = _read_json(os.path.join(workdir, "config.json"))
+            if saved is None:
+                continue
+            differences = _differences(saved, json.loads(trainer_config.to_json()), set(RESUMABLE_KEYS))
+            if differences:
+                raise ValueError(
+                    f"{workdir} was trained with a different config ({'; '.join(differences[:3])}); use a new "
+                    "--workdir, or delete that folder to retrain it."
+                )
+
+
+# Trainer keys added after some runs were written, with the test that the current value computes what a run
+# without the key computed: a config.json from before replica mode has no `replicas`, i.e. one model.
+_ADDED_KEYS = {"replicas": lambda value: isinstance(value, dict) and value.get("count") == 1}
+
+
+def _differences(saved: dict[str, Any], current: dict[str, Any], ignored: set[str], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        name = f"{prefix}{key}"
+        if name in ignored:
+            continue
+        old, new = saved.get(key), current.get(key)
+        if key not in saved and name in _ADDED_KEYS and _ADDED_KEYS[name](new):
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += _differences(old, new, ignored, f"{name}.")
+        elif old != new:
+            out.append(f"{name}: {old!r} -> {new!r}")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def cell_entry(cell: grid.Cell, predictions: np.ndarray, labels: np.ndarray, runs: list[dict[str, Any]],
+               config: Any) -> dict[str, Any]:
+    """The results.json entry of one single-model cell (ensemble entries come from `ensemble_entry`)."""
+    options = _bootstrap_options(config)
+    entry = _identity(cell, ensemble=False)
+    entry.update(analysis.replica_summary(predictions, labels, **options))
+    entry.update(analysis.progressive_summary(runs, cell.replicas))
+    entry["status"] = "ok"
+    return entry
+
+
+def ensemble_entry(cell: grid.Cell, predictions: np.ndarray, labels: np.ndarray, runs: list[dict[str, Any]],
+                   config: Any) -> dict[str, Any]:
+    """The results.json entry of a cell's k-ensembles: PD between disjoint ensembles, ensemble accuracy."""
+    entry = _identity(cell, ensemble=True)
+    entry.update(analysis.ensemble_summary(predictions, labels, cell.ensemble_k,
+                                           max_splits=int(config.analysis.max_ensemble_splits),
+                                           **_bootstrap_options(config)))
+    progressive = analysis.progressive_summary(runs, cell.replicas)
+    # An ensemble of k models costs k trainings: its throughput is not measured on its own.
+    entry.update({key: None for key in progressive})
+    entry["trainer_mode"] = progressive["trainer_mode"]
+    entry["member_examples_per_sec"] = progressive["examples_per_sec"]
+    entry["train_seconds"] = progressive["train_seconds"]
+    entry["train_examples"] = progressive["train_examples"]
+    entry["status"] = "ok"
+    return entry
+
+
+def _identity(cell: grid.Cell, ensemble: bool) -> dict[str, Any]:
+    label = cell.label
+    if ensemble:
+        label = f"{grid.DISPLAY_NAMES.get(cell.activation, cell.activation)} {cell.ensemble_k}-ensemble"
+        if cell.equal_budget:
+            label += f" (emb/{cell.ensemble_k})"
+    group = grid.DISPLAY_NAMES.get(cell.activation, cell.activation)
+    if ensemble:
+        group = label
+    else:
+        group += " (learned)" if cell.learnable else ""
+        group += " (β per layer)" if cell.beta_per_layer else ""
+        group += f" (emb/{cell.ensemble_k})" if cell.equal_budget else ""
+    return {
+        "cell": cell.cell_id + ("#ensemble" if ensemble else ""),
+        "label": label,
+        "group": group,
+        "activation": cell.activation,
+        "spec": cell.spec,
+        "beta": cell.beta,
+        "beta_per_layer": list(cell.beta_per_layer) if cell.beta_per_layer else None,
+        "learnable": cell.learnable,
+        "noise": cell.noise,
+        "replicas": cell.replicas,
+        "ensemble": ensemble,
+        "ensemble_k": cell.ensemble_k if ensemble else None,
+        "equal_budget": cell.equal_budget,
+        "overrides": dict(cell.overrides),
+    }
+
+
+def _bootstrap_options(config: Any) -> dict[str, Any]:
+    return {"resamples": int(config.analysis.bootstrap), "confidence": float(config.analysis.confidence),
+            "seed": int(config.analysis.seed)}
+
+
+def failed_entry(cell: grid.Cell, message: str) -> dict[str, Any]:
+    entry = _identity(cell, ensemble=False)
+    entry.update({"status": "failed", "error": message, "relative_pd": None, "relative_pd_ci": None, "auc": None,
+                  "logloss": None, "auc_loss_change_pct": None, "examples_per_sec": None})
+    return entry
+
+
+def add_baseline_changes(entries: list[dict[str, Any]]) -> None:
+    """Sets `auc_loss_change_pct` (and the PD ratio) of every entry against the ReLU cell of its noise source."""
+    baselines = {e["noise"]: e for e in entries if e.get("baseline")}
+    for entry in entries:
+        base = baselines.get(entry["noise"])
+        ok = base is not None and base.get("status") == "ok" and entry.get("status") == "ok"
+        entry["auc_loss_change_pct"] = analysis.auc_loss_change_pct(entry["auc"], base["auc"]) if ok else None
+        ratio = None
+        if ok and base["relative_pd"]:
+            ratio = entry["relative_pd"] / base["relative_pd"]
+        entry["relative_pd_vs_relu"] = ratio
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def _commit() -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def machine_description() -> str:
+    return f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+
+
+def run_study(config: Any, workdir: str) -> dict[str, Any]:
+    """Runs (or resumes) the study of `config` in `workdir`; returns the content of results.json.
+
+    Raises:
+      ValueError: a bad grid/analysis/data config (before anything is trained), or a workdir whose cells were
+        trained with another config.
+    """
+    started = time.perf_counter()
+    cells = grid.expand_grid(config)
+    use_replica_mode(config)  # validates study.replica_mode before anything runs
+    analysis._check_bootstrap(int(config.analysis.bootstrap), float(config.analysis.confidence))
+    os.makedirs(workdir, exist_ok=True)
+    data = prepare_data(config.data, workdir)
+    runners = [CellRunner(config, cell, workdir, data, cell_uses_replica_mode(config, cell, workdir))
+               for cell in cells]
+    modes = {"replicas" if r.replica_mode else "separate" for r in runners}
+    trainer_mode = modes.pop() if len(modes) == 1 else "mixed"
+    for runner in runners:
+        runner.check_not_stale()
+    logging.info("Study %s: %d cells, trainer mode %s; train %s; held-out %s", config.name, len(cells),
+                 trainer_mode, data.train, list(data.eval_files))
+    eval_set = EvalSet(data.eval_files, data.features_path, int(config.data.max_eval_examples),
+                       int(config.analysis.score_batch_size))
+    np.save(os.path.join(workdir, "eval_labels.npy"), eval_set.labels)
+
+    entries: list[dict[str, Any]] = []
+    trained_now = skipped = 0
+    for index, runner in enumerate(runners):
+        cell = runner.cell
+        cell_started = time.perf_counter()
+        if runner.trained():
+            skipped += 1
+        else:
+            try:
+                runner.train()
+            except CellTrainingError as e:
+                logging.error("Cell %s failed: %s", cell.cell_id, e)
+                entries.append(failed_entry(cell, str(e)))
+                continue
+            trained_now += 1
+        predictions = runner.predictions(eval_set)
+        runs = runner.trainer_metrics()
+        entry = cell_entry(cell, predictions, eval_set.labels, runs, config)
+        entry["baseline"] = cell.is_baseline
+        entries.append(entry)
+        if cell.ensemble_k:
+            ensemble = ensemble_entry(cell, predictions, eval_set.labels, runs, config)
+            ensemble["baseline"] = False
+            entries.append(ensemble)
+        elapsed = time.perf_counter() - started
+        logging.info(
+            "[%d/%d] %s (%s): relative PD %.3f%% (CI %s), AUC %.4f, %.0f s for this cell; %s elapsed",
+            index + 1, len(runners), cell.label, cell.noise, 100 * entry["relative_pd"],
+            [round(100 * v, 3) for v in entry["relative_pd_ci"]] if entry["relative_pd_ci"] else None,
+            entry["auc"] or float("nan"), time.perf_counter() - cell_started,
+            datetime.timedelta(seconds=round(elapsed)),
+        )
+    add_baseline_changes(entries)
+    results = {
+        "format_version": RESULTS_FORMAT_VERSION,
+        "study": {
+            "name": config.name,
+            "pd_unit": "fraction",
+            "train": data.train,
+            "eval_files": list(data.eval_files),
+            "eval_examples": eval_set.size,
+            "eval_positives": int(np.count_nonzero(eval_set.labels)),
+            "trainer_mode": trainer_mode,
+            "grid": json.loads(config.grid.to_json()),
+            "analysis": json.loads(config.analysis.to_json()),
+            "train_config": json.loads(config.train.to_json()),
+        },
+        "cells": entries,
+        "run": {
+            "wall_seconds": time.perf_counter() - started,
+            "cells_trained": trained_now,
+            "cells_skipped": skipped,
+            "commit": _commit(),
+            "machine": machine_description(),
+            "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        },
+    }
+    write_outputs(results, workdir)
+    return results
+
+
+def write_outputs(results: dict[str, Any], workdir: str) -> None:
+    """results.json, results.md and pd_vs_accuracy.png in `workdir`."""
+    from recsys.plots import study as study_plots
+    from recsys.study import report
+
+    _json_dump(os.path.join(workdir, "results.json"), results)
+    with open(os.path.join(workdir, "results.md"), "w") as f:
+        f.write(report.to_markdown(results))
+    study_plots.plot_pd_vs_accuracy(results["cells"], os.path.join(workdir, "pd_vs_accuracy.png"),
+                                    title=f"{results['study']['name']}: PD vs AUC loss change from ReLU")

@@ -1,0 +1,106 @@
+"""`python -m pipelines.study`: the smoke study end to end (real preprocessing, training, SavedModels, scoring),
+resuming without retraining, and one-line errors for bad configs."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+CONFIG = "configs/study_smoke.py"
+CELL_KEYS = {
+    "cell", "label", "activation", "beta", "noise", "replicas", "ensemble", "ensemble_k", "relative_pd",
+    "relative_pd_ci", "relative_pd_median", "relative_pd_max", "pairs", "auc", "logloss", "auc_loss_change_pct",
+    "examples_per_sec", "progressive_auc", "progressive_relative_pd", "status",
+}
+
+
+def _study(workdir, *overrides):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TF_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.study", f"--config={CONFIG}", f"--workdir={workdir}", *overrides],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+def _trainer_files(workdir):
+    """Modification times of every trainer output: a skipped cell leaves them untouched."""
+    times = {}
+    for root, _, files in os.walk(workdir / "cells"):
+        for name in files:
+            if "predictions" not in name:
+                path = os.path.join(root, name)
+                times[path] = os.stat(path).st_mtime_ns
+    return times
+
+
+def _load(workdir):
+    return json.loads((workdir / "results.json").read_text())
+
+
+def test_smoke_study_end_to_end_then_resume_skips_finished_cells(tmp_path):
+    workdir = tmp_path / "study"
+    first = _study(workdir)
+    assert first.returncode == 0, first.stderr[-3000:]
+    results = _load(workdir)
+    cells = results["cells"]
+    assert [(c["label"], c["noise"], c["replicas"]) for c in cells] == [
+        ("ReLU", "shuffle", 4), ("ReLU 2-ensemble", "shuffle", 4), ("SmeLU β=1", "shuffle", 2)]
+    for cell in cells:
+        assert CELL_KEYS <= set(cell), CELL_KEYS - set(cell)
+        assert cell["status"] == "ok"
+        low, high = cell["relative_pd_ci"]
+        assert 0.0 < low <= high < 2.0 and 0.0 < cell["relative_pd"] < 2.0
+        assert 0.0 < cell["auc"] < 1.0 and cell["logloss"] > 0.0
+    relu, ensemble, smelu = cells
+    assert relu["pairs"] == 6 and ensemble["pairs"] == 3 and smelu["pairs"] == 1
+    assert relu["auc_loss_change_pct"] == 0.0 and relu["baseline"] and not smelu["baseline"]
+    expected = 100 * ((1 - smelu["auc"]) - (1 - relu["auc"])) / (1 - relu["auc"])
+    assert smelu["auc_loss_change_pct"] == pytest.approx(expected)
+    assert ensemble["ensemble"] and ensemble["ensemble_k"] == 2 and not relu["ensemble"]
+    assert smelu["beta"] == 1.0 and relu["beta"] is None
+    assert relu["relative_pd_median"] <= relu["relative_pd_max"]
+    assert results["study"]["eval_examples"] == 1000
+    assert relu["examples_per_sec"] > 0 and relu["train_examples"] == 2000
+    # Each replica was exported and scored: 4 + 2 SavedModels.
+    assert len(list(workdir.glob("cells/shuffle/*/replica_*/saved_model/saved_model.pb"))) + len(
+        list(workdir.glob("cells/shuffle/*/train/saved_model*/saved_model.pb"))) == 6
+    png = (workdir / "pd_vs_accuracy.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    markdown = (workdir / "results.md").read_text()
+    assert "| SmeLU β=1 | 1 | 2 | 1 |" in markdown and "ReLU 2-ensemble" in markdown
+
+    before = _trainer_files(workdir)
+    second = _study(workdir)
+    assert second.returncode == 0, second.stderr[-3000:]
+    rerun = _load(workdir)
+    assert rerun["run"]["cells_trained"] == 0 and rerun["run"]["cells_skipped"] == 2
+    assert rerun["cells"] == cells  # stored predictions + seeded bootstrap: identical numbers
+    assert _trainer_files(workdir) == before  # nothing was retrained or re-exported
+
+
+def test_bad_config_fails_with_one_line_before_training(tmp_path):
+    result = _study(tmp_path / "study", "--config.grid.replicas=1")
+    assert result.returncode == 1
+    assert "pipelines.study: error: `grid.replicas` must be an integer >= 2" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "study").exists()
+
+
+@pytest.mark.slow
+def test_an_interrupted_cell_is_completed_and_the_others_kept(tmp_path):
+    workdir = tmp_path / "study"
+    assert _study(workdir).returncode == 0
+    cells = _load(workdir)["cells"]
+    shutil.rmtree(workdir / "cells" / "shuffle" / "smelu_beta1" / "replica_1")
+    again = _study(workdir)
+    assert again.returncode == 0, again.stderr[-3000:]
+    rerun = _load(workdir)
+    assert rerun["run"]["cells_trained"] == 1 and rerun["run"]["cells_skipped"] == 1
+    assert rerun["cells"][:2] == cells[:2]
+    # Deterministic ops and the same seeds: the retrained replica reproduces its predictions.
+    assert rerun["cells"][2]["relative_pd"] == pytest.approx(cells[2]["relative_pd"], rel=1e-6)

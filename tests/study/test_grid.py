@@ -1,0 +1,88 @@
+"""Grid expansion of study configs: cells, order, seeds, per-layer β, and clear errors for bad grids."""
+import pytest
+
+from configs import study_smoke
+from recsys.study import grid
+
+
+def _config(**overrides):
+    config = study_smoke.get_config()
+    for key, value in overrides.items():
+        section, name = key.split(".")
+        setattr(getattr(config, section), name, value)
+    return config
+
+
+def test_grid_is_activations_times_noise_in_order():
+    cells = grid.expand_grid(_config(**{
+        "grid.activations": ("relu", "smelu:beta=0.5", "softplus:beta=2", "gsmelu:trainable=true"),
+        "grid.noise": ("shuffle", "init", "shuffle+init"),
+        "grid.replicas": 3,
+        "grid.ensemble_k": 0,
+    }))
+    assert len(cells) == 12
+    assert [c.noise for c in cells[:4]] == ["shuffle"] * 4 and cells[4].noise == "init"
+    assert [c.activation for c in cells[:4]] == ["relu", "smelu", "softplus", "gsmelu"]
+    assert [c.beta for c in cells[:4]] == [None, 0.5, 2.0, None]
+    assert [c.learnable for c in cells[:4]] == [False, False, False, True]
+    assert all(c.replicas == 3 and c.ensemble_k == 0 for c in cells)
+    assert cells[1].cell_id == "shuffle/smelu_beta0.5" and cells[9].cell_id == "shuffle_init/smelu_beta0.5"
+    assert [c.is_baseline for c in cells[:4]] == [True, False, False, False]
+    assert cells[1].label == "SmeLU β=0.5" and cells[3].label == "gSmeLU (learned)"
+    assert len({c.cell_id for c in cells}) == 12
+
+
+def test_relu_ensembles_get_2k_replicas_and_an_equal_budget_cell():
+    config = _config(**{"grid.activations": ("relu", "smelu:beta=1"), "grid.replicas": 2, "grid.ensemble_k": 3,
+                        "grid.ensemble_replicas": 6, "grid.ensemble_equal_budget": True})
+    config.train.model.embedding_dim = 12
+    relu, smelu, budget = grid.expand_grid(config)
+    assert (relu.replicas, relu.ensemble_k) == (6, 3)
+    assert (smelu.replicas, smelu.ensemble_k) == (2, 0)
+    assert budget.equal_budget and budget.replicas == 6 and budget.overrides == (("model.embedding_dim", 4),)
+    assert budget.label == "ReLU (emb/3)" and not budget.is_baseline
+
+
+def test_per_layer_beta_scales_rewrite_smooth_specs_only():
+    config = _config(**{"grid.activations": ("relu", "smelu:beta=1", "swish:beta=2|clip=6"),
+                        "grid.beta_layer_scales": (2.0, 0.5)})
+    relu, smelu, swish = grid.expand_grid(config)
+    assert relu.spec == "relu" and relu.beta_per_layer is None
+    assert smelu.spec == "smelu:beta=2;smelu:beta=0.5"
+    assert smelu.beta == 1.0 and smelu.beta_per_layer == (2.0, 0.5)
+    assert swish.spec == "swish:beta=4|clip=6;swish:beta=1|clip=6" and swish.beta_per_layer == (4.0, 1.0)
+
+
+def test_replica_seeds_follow_the_noise_source():
+    assert [grid.replica_seeds("shuffle", r, 7, 100) for r in range(3)] == [(7, 100), (7, 101), (7, 102)]
+    assert [grid.replica_seeds("init", r, 7, 100) for r in range(3)] == [(7, 100), (8, 100), (9, 100)]
+    assert grid.replica_seeds("shuffle+init", 2, 7, 100) == (9, 102)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"grid.activations": ("relu", "smelux:beta=1")}, "Unknown activation name 'smelux'"),
+        ({"grid.activations": ("relu", "smelu:beta=-1")}, "`beta` must be a positive finite number"),
+        ({"grid.activations": ("smelu:beta=1",)}, "must include 'relu'"),
+        ({"grid.replicas": 1}, "`grid.replicas` must be an integer >= 2"),
+        ({"grid.ensemble_k": 3, "grid.replicas": 4}, "need at least 6 replicas; they have 4"),
+        ({"grid.noise": ("shuffle", "dropout")}, "Received: 'dropout'"),
+        ({"grid.activations": ("relu", "relu")}, "lists the same setting twice"),
+        ({"grid.beta_layer_scales": (1.0, 2.0, 3.0)}, "one multiplier per hidden layer (2)"),
+        ({"grid.ensemble_k": -1}, "`grid.ensemble_k` must be an integer >= 0"),
+    ],
+)
+def test_bad_grids_raise_clear_errors(overrides, message):
+    with pytest.raises(ValueError) as error:
+        grid.expand_grid(_config(**overrides))
+    assert message in str(error.value)
+
+
+def test_shuffle_noise_without_shuffled_input_is_refused():
+    config = _config()
+    config.train.data.shuffle = "none"
+    with pytest.raises(ValueError, match="train.data.shuffle` is 'none'"):
+        grid.expand_grid(config)
+    config.grid.noise = ("init",)
+    assert len(grid.expand_grid(config)) == 2

@@ -1,0 +1,96 @@
+"""Cell runner wiring without training: trainer configs per replica, replica-mode detection and SavedModel paths."""
+import json
+
+import ml_collections
+import pytest
+
+from configs import study_smoke
+from recsys.study import grid, runner
+from recsys.study.data import StudyData
+
+DATA = StudyData(train="/data/part-0.tfrecord.gz,/data/part-1.tfrecord.gz", eval_files=("/data/part-2.tfrecord.gz",),
+                 features_path="/data/features.json")
+
+
+def _with_replica_keys(config):
+    config.train.replicas = ml_collections.ConfigDict({"count": 1, "noise": "shuffle"})
+    return config
+
+
+def test_separate_runs_get_per_replica_seeds_and_the_cell_activation(tmp_path):
+    config = study_smoke.get_config()
+    config.train.seed.init, config.train.seed.data = 10, 20
+    config.grid.noise = ("init",)
+    smelu = grid.expand_grid(config)[-1]
+    cell = runner.CellRunner(config, smelu, str(tmp_path), DATA, replica_mode=False)
+    runs = cell.trainer_runs()
+    assert [w for w, _ in runs] == [str(tmp_path / "cells" / "init" / "smelu_beta1" / f"replica_{r}") for r in (0, 1)]
+    assert [(c.seed.init, c.seed.data) for _, c in runs] == [(10, 20), (11, 20)]
+    assert all(c.model.activation == "smelu:beta=1" and c.data.train == DATA.train for _, c in runs)
+    assert all(c.data.features == DATA.features_path for _, c in runs)
+    assert cell.saved_models() == [w + "/saved_model" for w, _ in runs]
+    assert config.train.model.activation == "relu"  # the study config itself is not modified
+    assert not cell.trained()
+
+
+def test_equal_budget_cell_narrows_the_embeddings(tmp_path):
+    config = study_smoke.get_config()
+    config.grid.ensemble_equal_budget = True
+    budget = grid.expand_grid(config)[-1]
+    _, trainer_config = runner.CellRunner(config, budget, str(tmp_path), DATA, replica_mode=False).trainer_runs()[0]
+    assert budget.equal_budget and trainer_config.model.embedding_dim == config.train.model.embedding_dim // 2
+
+
+def test_replica_mode_is_one_trainer_run_with_replica_keys(tmp_path):
+    config = _with_replica_keys(study_smoke.get_config())
+    assert runner.use_replica_mode(config)
+    relu = grid.expand_grid(config)[0]
+    cell = runner.CellRunner(config, relu, str(tmp_path), DATA, replica_mode=True)
+    [(workdir, trainer_config)] = cell.trainer_runs()
+    assert workdir.endswith("cells/shuffle/relu/train")
+    assert (trainer_config.replicas.count, trainer_config.replicas.noise) == (4, "shuffle")
+    # Before metrics.json lists them, the SavedModels follow the trainer's naming; then metrics.json is used.
+    assert cell.saved_models() == [f"{workdir}/saved_model"] + [f"{workdir}/saved_model_{r}" for r in (1, 2, 3)]
+    (tmp_path / "cells/shuffle/relu/train").mkdir(parents=True)
+    listed = ["saved_model", "saved_model_1", "/elsewhere/m2", "saved_model_3"]
+    (tmp_path / "cells/shuffle/relu/train/metrics.json").write_text(json.dumps({"saved_models": listed}))
+    assert cell.saved_models()[2] == "/elsewhere/m2" and cell.saved_models()[1] == f"{workdir}/saved_model_1"
+
+    config.study.replica_mode = "separate"
+    assert not runner.use_replica_mode(config)
+
+
+def test_replica_mode_choice_is_checked():
+    config = study_smoke.get_config()
+    assert not runner.use_replica_mode(config) or runner.trainer_supports_replicas(config.train)
+    config.study.replica_mode = "parallel"
+    with pytest.raises(ValueError, match="`study.replica_mode` must be one of"):
+        runner.use_replica_mode(config)
+    if not runner.trainer_supports_replicas(config.train):
+        config.study.replica_mode = "replicas"
+        with pytest.raises(ValueError, match="has no `replicas` keys"):
+            runner.use_replica_mode(config)
+
+
+def test_a_finished_run_with_another_config_is_refused(tmp_path):
+    config = study_smoke.get_config()
+    smelu = grid.expand_grid(config)[-1]
+    cell = runner.CellRunner(config, smelu, str(tmp_path), DATA, replica_mode=False)
+    workdir, trainer_config = cell.trainer_runs()[1]
+    (tmp_path / workdir).mkdir(parents=True)
+    saved = json.loads(trainer_config.to_json())
+    saved["log_every_steps"] = 999  # a key that does not change what is computed: accepted
+    (tmp_path / workdir / "config.json").write_text(json.dumps(saved))
+    cell.check_not_stale()
+    saved["model"]["activation"] = "smelu:beta=2"
+    (tmp_path / workdir / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"replica_1 was trained with a different config \(model.activation: "
+                                         r"'smelu:beta=2' -> 'smelu:beta=1'\)"):
+        cell.check_not_stale()
+
+
+def test_a_run_from_before_replica_mode_counts_as_one_replica():
+    ignored = set()
+    assert runner._differences({"a": 1}, {"a": 1, "replicas": {"count": 1, "noise": "shuffle"}}, ignored) == []
+    assert runner._differences({"a": 1}, {"a": 1, "replicas": {"count": 2, "noise": "shuffle"}}, ignored) == [
+        "replicas: None -> {'count': 2, 'noise': 'shuffle'}"]
