@@ -36,6 +36,15 @@ def _point_label(entry: Mapping[str, Any]) -> str:
     return f"β={entry['beta']:g}"
 
 
+def _marker(entry: Mapping[str, Any]) -> tuple[str, int]:
+    """(marker, size): squares for k-ensembles (diamonds at equal budget), a star for ReLU, dots otherwise."""
+    if entry.get("ensemble"):
+        return ("D" if entry.get("equal_budget") else "s"), 60
+    if entry.get("baseline"):
+        return "*", 160
+    return "o", 40
+
+
 def plot_pd_vs_accuracy(entries: Sequence[Mapping[str, Any]], path: str, title: str | None = None) -> None:
     """Writes the PNG of the cells in `entries` (results.json "cells"); failed cells are left out."""
     plt = _pyplot()
@@ -62,18 +71,13 @@ def plot_pd_vs_accuracy(entries: Sequence[Mapping[str, Any]], path: str, title: 
                 if ci:
                     ax.errorbar([x], [y], xerr=[[x - 100.0 * ci[0]], [100.0 * ci[1] - x]], fmt="none",
                                 ecolor=color, alpha=0.35, capsize=2, zorder=1)
-                if entry.get("ensemble"):
-                    marker, size = ("D" if entry.get("equal_budget") else "s"), 60
-                elif entry.get("baseline"):
-                    marker, size = "*", 160
-                else:
-                    marker, size = "o", 40
+                marker, size = _marker(entry)
                 ax.scatter([x], [y], marker=marker, s=size, color=color, edgecolors="black", linewidths=0.5,
                            zorder=3)
                 text = _point_label(entry)
                 if text:
                     ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-            ax.plot([], [], "-o", color=color, label=group)
+            ax.plot([], [], "-", marker=_marker(members[0])[0], color=color, label=group)
         ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
         ax.set_xlabel("relative prediction difference (%)")
         ax.set_ylabel("AUC-loss change vs ReLU (%)")

@@ -20,7 +20,7 @@ trainer runs in this process (`recsys.training.loop.train`), so TensorFlow start
 Resuming. A trainer run is finished when its workdir has `metrics.json` and its SavedModel(s): it is not run
 again. An unfinished one resumes from its last checkpoint (the trainer's own resume). A finished run whose
 `config.json` differs from the config the study would give it is refused (a new workdir is needed). Held-out
-predictions are stored per cell with, for each replica, its SavedModel and the digest of its run's config: a
+predictions are stored per cell with, for each replica, its SavedModel (path and a digest of its files): a
 replica already scored on the same held-out data is not scored again. So raising `grid.replicas` later (separate
 mode) trains and scores only the new replicas. The analysis (PD, intervals, accuracy) is recomputed from the
 stored predictions on every run; it is cheap and deterministic (seeded), so a rerun gives identical results.
@@ -129,11 +129,6 @@ class CellRunner:
             runs.append((os.path.join(self.directory, f"replica_{r}"), train))
         return runs
 
-    def run_digests(self) -> list[str]:
-        """A digest of each trainer run's config (what its predictions depend on besides the held-out data)."""
-        return [hashlib.sha1(json.dumps(json.loads(c.to_json()), sort_keys=True).encode()).hexdigest()[:16]
-                for _, c in self.trainer_runs()]
-
     # State -----------------------------------------------------------------------------------------------------
     def saved_models(self) -> list[str]:
         """The replicas' SavedModel directories, in replica order."""
@@ -179,15 +174,22 @@ class CellRunner:
         return os.path.exists(os.path.join(workdir, "saved_model", "saved_model.pb"))
 
     def _model_keys(self) -> list[str]:
-        """One key per replica: its SavedModel and the digest of the run that trained it."""
-        digests = self.run_digests()
-        if self.replica_mode:
-            return [f"{digests[0]}:{path}" for path in self.saved_models()]
-        return [f"{digest}:{path}" for digest, path in zip(digests, self.saved_models(), strict=True)]
+        """One key per replica: its SavedModel directory and a digest of its saved graph and fingerprint, so a
+        re-exported or retrained model is scored again and an unchanged one is not."""
+        keys = []
+        for path in self.saved_models():
+            digest = hashlib.sha1()
+            for name in ("fingerprint.pb", "saved_model.pb"):
+                file = os.path.join(path, name)
+                if os.path.exists(file):
+                    with open(file, "rb") as f:
+                        digest.update(f.read())
+            keys.append(f"{path}:{digest.hexdigest()[:16]}")
+        return keys
 
     def predictions(self, eval_set: EvalSet) -> np.ndarray:
-        """Held-out probabilities [R, T]: replicas already scored on this data (same run config, same SavedModel)
-        are reused, the others are scored; everything is stored again."""
+        """Held-out probabilities [R, T]: replicas already scored on this data (same SavedModel) are reused, the
+        others are scored; everything is stored again."""
         path = os.path.join(self.directory, "predictions.npy")
         meta_path = os.path.join(self.directory, "predictions.json")
         keys = self._model_keys()
@@ -228,20 +230,18 @@ class CellRunner:
                 )
 
 
-# Trainer keys added after some runs were written, with the test that the current value computes what a run
-# without the key computed: a config.json from before replica mode has no `replicas`, i.e. one model.
-_ADDED_KEYS = {"replicas": lambda value: isinstance(value, dict) and value.get("count") == 1}
-
-
 def _differences(saved: dict[str, Any], current: dict[str, Any], ignored: set[str], prefix: str = "") -> list[str]:
+    """Keys whose values differ between a run's saved config.json and the current one.
+
+    Keys missing from the saved config are not differences: the trainer gained them after that run was written
+    (a run from before replica mode has no `replicas`), and new trainer keys default to the earlier behaviour.
+    """
     out = []
     for key in sorted(set(saved) | set(current)):
         name = f"{prefix}{key}"
-        if name in ignored:
+        if name in ignored or key not in saved:
             continue
         old, new = saved.get(key), current.get(key)
-        if key not in saved and name in _ADDED_KEYS and _ADDED_KEYS[name](new):
-            continue
         if isinstance(old, dict) and isinstance(new, dict):
             out += _differences(old, new, ignored, f"{name}.")
         elif old != new:

@@ -89,8 +89,8 @@ def test_a_finished_run_with_another_config_is_refused(tmp_path):
         cell.check_not_stale()
 
 
-def test_a_run_from_before_replica_mode_counts_as_one_replica():
+def test_keys_the_trainer_gained_later_are_not_differences():
     ignored = set()
     assert runner._differences({"a": 1}, {"a": 1, "replicas": {"count": 1, "noise": "shuffle"}}, ignored) == []
-    assert runner._differences({"a": 1}, {"a": 1, "replicas": {"count": 2, "noise": "shuffle"}}, ignored) == [
-        "replicas: None -> {'count': 2, 'noise': 'shuffle'}"]
+    assert runner._differences({"a": 1, "m": {"x": 1}}, {"a": 2, "m": {"x": 1, "y": 2}}, ignored) == ["a: 1 -> 2"]
+    assert runner._differences({"m": {"x": 1}}, {"m": {"x": 3}}, {"m.x"}) == []
