@@ -34,7 +34,7 @@ def export_toy_saved_model(path: str, features: FeatureSet, seed: int = 0, scale
             if numeric:
                 x = tf.stack([parsed[n] for n in numeric], axis=1)
                 logit += tf.linalg.matvec(x, self.w)
-            for (name, size), table in zip(categorical, self.tables):
+            for (name, size), table in zip(categorical, self.tables, strict=True):
                 ids = tf.clip_by_value(parsed[name], 0, size - 1)
                 logit += tf.gather(table, ids)
             return {"probabilities": tf.sigmoid(logit)}

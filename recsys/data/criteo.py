@@ -67,7 +67,7 @@ def parse_line(line: str) -> CriteoRow:
     if label_text not in ("0", "1"):
         return _raise(BAD_LABEL, f"label must be 0 or 1, got {label_text!r}")
     ints: list[int | None] = []
-    for name, value in zip(INT_COLUMNS, fields[1:14]):
+    for name, value in zip(INT_COLUMNS, fields[1:14], strict=True):
         value = value.strip()
         if not value:
             ints.append(None)
@@ -76,7 +76,7 @@ def parse_line(line: str) -> CriteoRow:
         else:
             return _raise(BAD_INTEGER, f"{name} must be an integer or empty, got {value!r}")
     cats: list[str | None] = []
-    for name, value in zip(CAT_COLUMNS, fields[14:]):
+    for name, value in zip(CAT_COLUMNS, fields[14:], strict=True):
         value = value.strip()
         if not value:
             cats.append(None)

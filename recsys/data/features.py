@@ -104,7 +104,7 @@ class FeatureSet:
             f.write(json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n")
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "FeatureSet":
+    def from_json(cls, data: dict[str, Any]) -> FeatureSet:
         if data.get("format_version") != FORMAT_VERSION:
             raise ValueError(
                 f"features.json `format_version` must be {FORMAT_VERSION}. Received: {data.get('format_version')!r}"
@@ -113,7 +113,7 @@ class FeatureSet:
         return cls(tuple(Feature(**f) for f in data["features"]), metadata)
 
     @classmethod
-    def load(cls, path: str) -> "FeatureSet":
+    def load(cls, path: str) -> FeatureSet:
         import tensorflow as tf
 
         if not tf.io.gfile.exists(path):
