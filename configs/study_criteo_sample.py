@@ -15,7 +15,7 @@ whole pipeline, not a measurement of the paper's effect; study_synthetic is the 
 import ml_collections
 
 from configs import base
-from recsys.study.config import base_config
+from recsys.study.config import PAPER_ACTIVATIONS, PAPER_NOISE, base_config
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -35,15 +35,8 @@ def get_config() -> ml_collections.ConfigDict:
     train.model.hidden_units = (1024, 512, 256, 128, 64, 16)
     train.log_every_steps = 10
 
-    config.grid.activations = (
-        "relu",
-        "smelu:beta=0.5", "smelu:beta=1", "smelu:beta=2",
-        "softplus:beta=1", "softplus:beta=4",
-        "swish:beta=1", "swish:beta=4",
-        "gelu:beta=1", "gelu:beta=4",
-        "gsmelu:trainable=true",
-    )
-    config.grid.noise = ("shuffle", "init", "shuffle+init")
+    config.grid.activations = PAPER_ACTIVATIONS
+    config.grid.noise = PAPER_NOISE
     config.grid.replicas = 5
     config.grid.ensemble_k = 3
     config.grid.ensemble_replicas = 6

@@ -16,7 +16,7 @@ A reduced run (what docs/results.md reports) overrides the grid, e.g.
 import ml_collections
 
 from configs import base
-from recsys.study.config import base_config
+from recsys.study.config import PAPER_ACTIVATIONS, PAPER_NOISE, base_config
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -39,15 +39,8 @@ def get_config() -> ml_collections.ConfigDict:
     train.log_every_steps = 200
     train.checkpoint_every_steps = 500
 
-    config.grid.activations = (
-        "relu",
-        "smelu:beta=0.5", "smelu:beta=1", "smelu:beta=2",
-        "softplus:beta=1", "softplus:beta=4",
-        "swish:beta=1", "swish:beta=4",
-        "gelu:beta=1", "gelu:beta=4",
-        "gsmelu:trainable=true",
-    )
-    config.grid.noise = ("shuffle", "init", "shuffle+init")
+    config.grid.activations = PAPER_ACTIVATIONS
+    config.grid.noise = PAPER_NOISE
     config.grid.replicas = 4
     config.grid.ensemble_k = 3
     config.grid.ensemble_replicas = 6

@@ -31,6 +31,18 @@ from typing import Any
 
 import ml_collections
 
+# The paper's Fig. 4 grid: ReLU, SmeLU and the β-parameterised smooth activations at several widths, and
+# learned gSmeLU; ReLU also as k-ensembles.
+PAPER_ACTIVATIONS = (
+    "relu",
+    "smelu:beta=0.5", "smelu:beta=1", "smelu:beta=2",
+    "softplus:beta=1", "softplus:beta=4",
+    "swish:beta=1", "swish:beta=4",
+    "gelu:beta=1", "gelu:beta=4",
+    "gsmelu:trainable=true",
+)
+PAPER_NOISE = ("shuffle", "init", "shuffle+init")
+
 
 def base_config(train: Any) -> ml_collections.ConfigDict:
     """The study defaults around `train`, a trainer config (configs/base.py `get_config()`), adjusted in place."""
