@@ -5,8 +5,9 @@
 Preprocesses the first 3,000 rows into <workdir>/data (3 shards of 1,000; the last is held out), trains SmeLU
 β=1 with R=2 replicas and ReLU with 4 (for its 2-ensembles) under shuffle noise (tiny MLP [16, 8] on 5
 categorical features, 4-wide embeddings, layer norm) and writes results.json, results.md and pd_vs_accuracy.png.
-The numbers mean nothing at this size; tests/pipelines/test_study.py runs it. Measured: about 30 s on 2 cores
-under load (the end-to-end test, a resumed rerun included).
+The numbers mean nothing at this size; tests/pipelines/test_study.py runs it.
+Measured on the shared 2-core machine: 36 s wall for a first run and 5 s for a rerun that reuses both cells; 81–85 s
+wall (about 26 s of CPU) while another study was training on the same cores.
 """
 import ml_collections
 

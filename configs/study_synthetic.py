@@ -6,9 +6,10 @@ features embedded to 240 inputs (48 each), clipped activations, layer norm, one 
 Generates 1,100,000 rows (`pipelines.generate_clicklogs --seed=0 --ctr=0.1`), preprocesses them into 11 shards of
 100,000 (the last is held out: 1,000,000 training rows, 100,000 held-out rows), then trains the full grid below:
 ReLU (6 replicas, for 3-ensembles) and SmeLU, Softplus, Swish, GELU at several β and learned gSmeLU (4 replicas),
-under the three noise sources. Run time: the full grid was not run here; at the ~6k examples/s measured for
-one replica it is roughly 150 trainer runs × ~3.5 min ≈ 8-9 hours on 2 cores. The reduced run in docs/results.md
-(shuffle noise; ReLU, SmeLU β=1, 2; 6 replicas) took 30 + 25 min, data generation included.
+under the three noise sources. Run time: the full grid was not run. Data generation and preprocessing took 205 s.
+In replica mode a cell of 4 replicas over the 1M rows took 341–588 s on the shared 2-core machine, so the full grid is
+estimated at roughly 3.3–5.6 hours. The reduced runs in docs/results.md took 30 + 25 min (separate runs) and
+15–17 min per lever run.
 
 A reduced run (what docs/results.md reports) overrides the grid, e.g.
     --config.grid.noise="('shuffle',)" --config.grid.activations="('relu','smelu:beta=1')"
