@@ -65,6 +65,10 @@ def test_smoke_study_end_to_end_then_resume_skips_finished_cells(tmp_path):
     assert smelu["beta"] == 1.0 and relu["beta"] is None
     assert relu["relative_pd_median"] <= relu["relative_pd_max"]
     assert results["study"]["eval_examples"] == 1000
+    if results["study"]["trainer_mode"] == "replicas":  # the trainer's progressive PD between the replicas
+        for cell in (relu, smelu):
+            assert 0.0 < cell["progressive_relative_pd"] < 2.0 and 0.0 < cell["window_relative_pd"] < 2.0
+            assert cell["models_per_trainer_run"] == cell["replicas"]
     assert relu["examples_per_sec"] > 0 and relu["train_examples"] == 2000
     # Each replica was exported and scored: 4 + 2 SavedModels.
     assert len(list(workdir.glob("cells/shuffle/*/replica_*/saved_model/saved_model.pb"))) + len(
@@ -96,11 +100,16 @@ def test_an_interrupted_cell_is_completed_and_the_others_kept(tmp_path):
     workdir = tmp_path / "study"
     assert _study(workdir).returncode == 0
     cells = _load(workdir)["cells"]
-    shutil.rmtree(workdir / "cells" / "shuffle" / "smelu_beta1" / "replica_1")
+    cell = workdir / "cells" / "shuffle" / "smelu_beta1"
+    if (cell / "train").exists():  # replica mode: the run stopped after training, before its outputs were written
+        (cell / "train" / "metrics.json").unlink()
+        shutil.rmtree(cell / "train" / "saved_model_1")
+    else:  # separate runs: one replica's run is lost entirely
+        shutil.rmtree(cell / "replica_1")
     again = _study(workdir)
     assert again.returncode == 0, again.stderr[-3000:]
     rerun = _load(workdir)
     assert rerun["run"]["cells_trained"] == 1 and rerun["run"]["cells_skipped"] == 1
     assert rerun["cells"][:2] == cells[:2]
-    # Deterministic ops and the same seeds: the retrained replica reproduces its predictions.
+    # Deterministic ops and the same seeds: the completed replica reproduces its predictions.
     assert rerun["cells"][2]["relative_pd"] == pytest.approx(cells[2]["relative_pd"], rel=1e-6)
