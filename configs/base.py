@@ -65,6 +65,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.distill.temperature = 1.0
     config.distill.teacher_activation = ""  # online teacher's activation spec; "" = config.model.activation
 
+    # Co-distillation (docs/training.md, "Co-distillation"): with replicas.count >= 2, each replica's loss =
+    # (1 - weight)·BCE(label) + weight·BCE(mean of the other replicas' predictions on its batch); 0 = off.
+    config.codistill = ml_collections.ConfigDict()
+    config.codistill.weight = 0.0
+
     config.metrics_window = 100_000  # examples in the sliding window of the progressive metrics
     config.metrics_auc_bins = 2**20  # resolution of the cumulative progressive AUC (recsys.metrics.streaming)
     config.log_every_steps = 100

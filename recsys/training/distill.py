@@ -15,9 +15,15 @@ Teachers (`config.distill.teacher`):
     {"probabilities": float32[None]}`): frozen; it scores the serialized records of each batch, and its
     probabilities become logits log(p / (1 − p)) with p clipped to [1e-7, 1 − 1e-7].
   * "online": a second model (`config.model` with `config.distill.teacher_activation` if set, initialised with
-    seed.init + 1) trained on the labels in the same traced step. The student uses the logits of the teacher's
-    forward pass that scores the batch for the teacher's progressive metrics — the pre-update weights — under
-    `tf.stop_gradient`, so the student never sees predictions from a teacher that has trained on that batch.
+    the largest student init seed + 1) trained on the labels in the same traced step. The student uses the logits
+    of the teacher's forward pass that scores the batch for the teacher's progressive metrics — the pre-update
+    weights — under `tf.stop_gradient`, so the student never sees predictions from a teacher that has trained on
+    that batch.
+
+Replica mode (`config.replicas.count = R`, noise `init`): R students, one teacher, all on one order. Every student
+learns from the same teacher predictions, as R retrains of a student from one teacher would; per-replica orders
+are refused, because a teacher trained in its own order would already have trained on examples a student sees
+later in the same window.
 """
 from __future__ import annotations
 
@@ -182,18 +188,20 @@ def _update(state: ModelState, batch: dict[str, tf.Tensor], global_count: tf.Ten
 
 def replica_distill_step(states: Sequence[ModelState], teacher: SavedModelTeacher | None, batch: dict[str, tf.Tensor],
                          label: str, spec: DistillSpec):
-    """Replica context. `states` = [student] (SavedModel `teacher`) or [student, online teacher].
+    """Replica context. `states` = the students (one, or R in replica mode with one order), then the online
+    teacher when `teacher` is None.
 
     Returns (labels, [probabilities per state, pre-update weights], [summed loss per state]); for the online
-    teacher its probabilities are σ of exactly the logits the student's loss used.
+    teacher its probabilities are σ of exactly the logits the students' losses used.
     """
     global_count = _global_count(batch[label])
     features = {name: value for name, value in batch.items() if name != SERIALIZED_KEY}
+    students = states[:-1] if teacher is None else states
     probabilities, loss_sums = [], []
     if teacher is None:
         # The teacher's forward pass reads its variables before its own update (program order in the traced
-        # step), and the student gets those logits with the gradient stopped.
-        teacher_logits, teacher_loss = _update(states[1], features, global_count)
+        # step), and the students get those logits with the gradient stopped.
+        teacher_logits, teacher_loss = _update(states[-1], features, global_count)
         teacher_logits = tf.stop_gradient(teacher_logits)
     else:
         teacher_logits = tf.stop_gradient(teacher.logits(batch[SERIALIZED_KEY]))
@@ -201,9 +209,10 @@ def replica_distill_step(states: Sequence[ModelState], teacher: SavedModelTeache
     def target(label_loss, student_logits):
         return distillation_loss(label_loss, student_logits, teacher_logits, spec.weight, spec.temperature)
 
-    student_logits, student_loss = _update(states[0], features, global_count, target)
-    probabilities.append(tf.sigmoid(student_logits))
-    loss_sums.append(student_loss)
+    for student in students:
+        student_logits, student_loss = _update(student, features, global_count, target)
+        probabilities.append(tf.sigmoid(student_logits))
+        loss_sums.append(student_loss)
     if teacher is None:
         probabilities.append(tf.sigmoid(teacher_logits))
         loss_sums.append(teacher_loss)

@@ -131,10 +131,22 @@ class Trainer:
                 f"'mirrored'. Received: strategy={config.strategy!r}; use noise='init' for other strategies."
             )
         self.distill = distill.DistillSpec.from_config(config.distill)
-        if self.distill.enabled and (plan.count > 1 or config.strategy not in ("default", "mirrored")):
+        if self.distill.enabled and config.strategy not in ("default", "mirrored"):
             raise ValueError(
-                f"Distillation (config.distill.teacher={self.distill.teacher!r}) trains one student under strategy "
-                f"'default' or 'mirrored'. Received: models={plan.count}, strategy={config.strategy!r}"
+                f"Distillation (config.distill.teacher={self.distill.teacher!r}) runs under strategy 'default' or "
+                f"'mirrored'. Received: strategy={config.strategy!r}"
+            )
+        if self.distill.enabled and plan.separate_orders:
+            raise ValueError(
+                f"Distillation with replicas (replicas.count={plan.count}) needs one order for every model, so that "
+                f"the teacher scores each batch before training on it for every student; "
+                f"replicas.noise={plan.noise!r} gives each replica its own order. Use replicas.noise='init'."
+            )
+        self.codistill_weight = _codistill_weight(config, plan)
+        if self.codistill_weight > 0 and self.distill.enabled:
+            raise ValueError(
+                "Give either `config.distill.teacher` or `config.codistill.weight`, not both. Received: "
+                f"teacher={self.distill.teacher!r}, codistill.weight={self.codistill_weight!r}"
             )
         self.plan = plan
         self.config = config
@@ -176,7 +188,7 @@ class Trainer:
             # The online teacher is one more state after the students: trained, checkpointed and scored like them.
             if self.distill.online:
                 self.states.append(build_model_state(
-                    self._teacher_spec(), self.label, config.optimizer, init_seed=int(config.seed.init) + 1,
+                    self._teacher_spec(), self.label, config.optimizer, init_seed=max(plan.init_seeds) + 1,
                     metrics_factory=self._new_metrics))
         self.teacher = None
         if self.distill.enabled and not self.distill.online:
@@ -185,11 +197,15 @@ class Trainer:
             self.teacher.check_batch(first[distill.SERIALIZED_KEY])
         # Progressive PD between the models (replica mode); part of the checkpoint, like the metrics.
         self.replica_pd = AlignedPD(plan.count, int(config.metrics_window)) if plan.count > 1 and progressive else None
+        # The progressive AUC after every metrics chunk, per model (convergence speed; part of the checkpoint).
+        self.curve = ProgressCurve(len(self.states)) if progressive else None
+        extra_state = {"replica_pd": self.replica_pd} if self.replica_pd is not None else {}
+        if self.curve is not None:
+            extra_state["progress_curve"] = self.curve
         directory = checkpoint_directory(workdir)
         self.checkpoint = TrainingCheckpoint(
             directory, self.states, keep=config.keep_checkpoints,
-            write_directory=strategy_lib.write_dir(directory, self.strategy),
-            extra_state={"replica_pd": self.replica_pd} if self.replica_pd is not None else None,
+            write_directory=strategy_lib.write_dir(directory, self.strategy), extra_state=extra_state or None,
         )
 
     def _teacher_spec(self) -> ModelSpec:
@@ -274,6 +290,9 @@ class Trainer:
             done = bool(max_examples) and examples >= max_examples
             if pending is not None and (checkpoint_now or log_now or done or pending.size >= METRICS_CHUNK_EXAMPLES):
                 pending.flush()
+                start_curve = time.perf_counter()
+                self.curve.add(examples, [state.metrics.result() for state in self.states])
+                pending.seconds += time.perf_counter() - start_curve
                 if self.replica_pd is not None and not self.plan.separate_orders:
                     self.replica_pd.flush(examples)
             if self.replica_pd is not None and self.plan.separate_orders and pd_window:
@@ -295,7 +314,9 @@ class Trainer:
             if done:
                 break
         if pending is not None:
-            pending.flush()
+            if pending.size:
+                pending.flush()
+                self.curve.add(examples, [state.metrics.result() for state in self.states])
             if self.replica_pd is not None:
                 # The end of the stream completes the last window; a max_examples cut leaves a window partly
                 # seen, in different examples per replica: only those every replica scored count.
@@ -329,7 +350,8 @@ class Trainer:
             train_step = distill.make_distill_train_step(self.strategy, self.states, self.teacher, self.label,
                                                          self.distill, dataset.element_spec)
         else:
-            train_step = make_train_step(self.strategy, self.states, self.label, dataset.element_spec)
+            train_step = make_train_step(self.strategy, self.states, self.label, dataset.element_spec,
+                                         codistill_weight=self.codistill_weight)
         for batch in dataset:
             labels, probabilities, losses = train_step(batch)
             yield labels.numpy(), [p.numpy() for p in probabilities], [float(loss) for loss in losses]
@@ -338,7 +360,8 @@ class Trainer:
         """Replica mode with per-replica orders: ([labels], [probabilities], [mean loss], [positions]) per model."""
         dataset = self.source.replica_distributed_dataset(
             self.strategy, self.config.data.batch_size, self.plan.data_seeds, start_offset=examples)
-        train_step = make_per_model_train_step(self.strategy, self.states, self.label, dataset.element_spec)
+        train_step = make_per_model_train_step(self.strategy, self.states, self.label, dataset.element_spec,
+                                               codistill_weight=self.codistill_weight)
         for batch in dataset:
             labels, probabilities, losses, positions = train_step(batch)
             yield ([t.numpy() for t in labels], [p.numpy() for p in probabilities], [float(v) for v in losses],
@@ -409,6 +432,8 @@ class Trainer:
             metrics["progressive_absolute_pd"] = _finite_or_none(pd["absolute_pd"])
             metrics["window_absolute_pd"] = _finite_or_none(pd["window_absolute_pd"])
             metrics["progressive_pd_examples"] = int(pd["examples"])
+        if self.curve is not None:
+            metrics["progressive_curve"] = self.curve.to_json()
         keys = ("progressive_auc", "progressive_logloss", "progressive_calibration")
         metrics["replicas"] = [{key: model.get(key) for key in keys} for model in per_model]
         metrics["replica_noise"] = self.plan.noise
@@ -417,6 +442,8 @@ class Trainer:
             metrics["distill_weight"] = self.distill.weight
             metrics["distill_temperature"] = self.distill.temperature
             metrics["distill_teacher"] = self.distill.teacher
+        if self.codistill_weight > 0:
+            metrics["codistill_weight"] = self.codistill_weight
         if self.distill.online and self.progressive:
             teacher = self.states[-1].metrics.result()
             metrics["teacher_progressive_auc"] = _finite_or_none(teacher["auc"])
@@ -498,12 +525,65 @@ class _PendingMetrics:
         self.seconds += time.perf_counter() - start
 
 
+class ProgressCurve:
+    """Progressive AUC (cumulative and sliding-window) of every model after each progressive-metrics chunk.
+
+    metrics.json key `progressive_curve`: {"examples": [n_1, ...], "auc": [[model 0 at n_1, ...], ...],
+    "window_auc": [...]}, one row per trained model (the online distillation teacher last). It answers "how many
+    examples until model A reaches AUC x" (recsys.study.analysis.examples_to_reach). Points are at the chunk
+    boundaries of `METRICS_CHUNK_EXAMPLES`, which do not depend on where a run was resumed.
+    """
+
+    def __init__(self, num_models: int):
+        self.num_models = num_models
+        self.examples: list[int] = []
+        self.auc: list[list[float]] = [[] for _ in range(num_models)]
+        self.window_auc: list[list[float]] = [[] for _ in range(num_models)]
+
+    def add(self, examples: int, results: list[dict[str, float]]) -> None:
+        if self.examples and examples <= self.examples[-1]:
+            return
+        self.examples.append(int(examples))
+        for index, result in enumerate(results):
+            self.auc[index].append(float(result["auc"]))
+            self.window_auc[index].append(float(result["window_auc"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"examples": list(self.examples),
+                "auc": [[_finite_or_none(v) for v in row] for row in self.auc],
+                "window_auc": [[_finite_or_none(v) for v in row] for row in self.window_auc]}
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {"examples": np.asarray(self.examples, np.int64),
+                "auc": np.asarray(self.auc, np.float64).reshape(self.num_models, -1),
+                "window_auc": np.asarray(self.window_auc, np.float64).reshape(self.num_models, -1)}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.examples = [int(v) for v in state["examples"]]
+        self.auc = [[float(v) for v in row] for row in state["auc"]]
+        self.window_auc = [[float(v) for v in row] for row in state["window_auc"]]
+
+
 def _tag(name: str, index: int, count: int) -> str:
     return name if count == 1 else f"{name}/model_{index}"
 
 
 def _finite_or_none(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _codistill_weight(config: Any, plan: ReplicaPlan) -> float:
+    """`config.codistill.weight` checked: in [0, 1); > 0 needs replica mode (peers to learn from)."""
+    section = config.get("codistill") if hasattr(config, "get") else None
+    weight = section.weight if section is not None else 0.0
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= float(weight) < 1.0:
+        raise ValueError(f"`config.codistill.weight` must be a number in [0, 1) (0 = off). Received: {weight!r}")
+    if weight > 0 and plan.count < 2:
+        raise ValueError(
+            f"`config.codistill.weight={weight!r}` co-distils the replicas of one job towards each other, but "
+            f"replicas.count is {plan.count}: set --config.replicas.count=2 or more."
+        )
+    return float(weight)
 
 
 def _check_positive_int(key: str, value: Any) -> None:

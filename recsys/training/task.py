@@ -91,18 +91,22 @@ def build_model_state(
 
 
 def replica_train_step(
-    states: Sequence[ModelState], batch: dict[str, tf.Tensor], label: str
+    states: Sequence[ModelState], batch: dict[str, tf.Tensor], label: str, codistill_weight: float = 0.0
 ) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
     """Trains every model on this replica's share of one global batch (replica context).
 
     The loss is the sum of per-example cross-entropies divided by the number of examples in the global batch
     (summed over replicas, so uneven final batches are weighted right); gradients are summed across replicas by
     the optimizers. Embedding gradients are `tf.IndexedSlices` and stay so through the sparse Adagrad update.
+    `codistill_weight` > 0: the models are co-distilled (`replica_codistill_step`).
 
     Returns:
       (labels [n], per model: probabilities [n] computed with the pre-update weights, per model: summed loss).
     """
     labels = batch[label]
+    if codistill_weight > 0:
+        probabilities, loss_sums = replica_codistill_step(states, [batch] * len(states), label, codistill_weight)
+        return labels, probabilities, loss_sums
     global_count = _global_count(labels)
     probabilities, loss_sums = [], []
     for state in states:
@@ -135,13 +139,81 @@ def _train_model(state: ModelState, batch: dict[str, tf.Tensor], global_count: t
     return tf.sigmoid(logits), loss_sum
 
 
-def replica_train_step_per_model(states: Sequence[ModelState], batches: Sequence[Any], label: str):
+def codistill_losses(states: Sequence[ModelState], batches: Sequence[dict[str, tf.Tensor]], label: str,
+                     weight: float) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+    """Co-distillation (Anil et al. 2018, arXiv:1804.03235): every model also learns from the others' predictions.
+
+    Model r's per-example loss on its batch x_r is
+
+        (1 − w) · BCE(y, σ(z_r(x_r))) + w · BCE(mean_{s≠r} σ(z_s(x_r)), σ(z_r(x_r)))
+
+    with the peers' probabilities under `tf.stop_gradient`. Every forward pass here runs before any update of
+    the step (the callers apply gradients afterwards; TensorFlow orders a variable's reads before its later
+    writes in program order), so the peers' predictions on the current batch come from their pre-update
+    weights, exactly as their own progressive predictions do. When models share one batch object their own
+    forward passes are reused; with per-model orders each peer scores x_r once more (R·(R − 1) extra forward
+    passes per step).
+
+    Must run inside a `tf.GradientTape` that watches every model's variables.
+
+    Returns:
+      (per model: logits of its own batch [n], per model: per-example loss [n]).
+    """
+    logits = [state.model(batch, training=True) for state, batch in zip(states, batches, strict=True)]
+    losses = []
+    for r, (state, batch) in enumerate(zip(states, batches, strict=True)):
+        peers = []
+        for s, other in enumerate(states):
+            if s == r:
+                continue
+            peer_logits = logits[s] if batches[s] is batch else other.model(batch, training=False)
+            peers.append(tf.sigmoid(tf.stop_gradient(peer_logits)))
+        target = tf.add_n(peers) / float(len(peers))
+        soft = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=logits[r])
+        losses.append((1.0 - weight) * state.model.per_example_loss(batch, logits[r]) + weight * soft)
+    return logits, losses
+
+
+def replica_codistill_step(states: Sequence[ModelState], batches: Sequence[dict[str, tf.Tensor]], label: str,
+                           weight: float) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+    """One co-distilled update of every model (replica context): ([probabilities [n]], [summed loss]).
+
+    `batches[r]` is model r's batch (the same object for every model when they share one order). The summed
+    loss reported is the mixed loss of `codistill_losses`.
+    """
+    variables = [state.model.embedding_variables + state.model.dense_variables for state in states]
+    counts = [_global_count(batch[label]) for batch in batches]
+    with tf.GradientTape() as tape:
+        logits, per_example = codistill_losses(states, batches, label, weight)
+        loss_sums = [tf.reduce_sum(loss) for loss in per_example]
+        # Peers enter each other's losses only as constants, so the gradient of the sum with respect to model
+        # r's variables is the gradient of model r's own loss.
+        total = tf.add_n([s / tf.maximum(c, 1.0) for s, c in zip(loss_sums, counts, strict=True)])
+    flat = [v for model_variables in variables for v in model_variables]
+    gradients = tape.gradient(total, flat)
+    start = 0
+    for state, model_variables in zip(states, variables, strict=True):
+        grads = gradients[start:start + len(model_variables)]
+        start += len(model_variables)
+        split = len(state.model.embedding_variables)
+        state.embedding_optimizer.apply_gradients(zip(grads[:split], model_variables[:split], strict=True))
+        state.dense_optimizer.apply_gradients(zip(grads[split:], model_variables[split:], strict=True))
+    return [tf.sigmoid(z) for z in logits], loss_sums
+
+
+def replica_train_step_per_model(states: Sequence[ModelState], batches: Sequence[Any], label: str,
+                                 codistill_weight: float = 0.0):
     """Like `replica_train_step`, but model r trains on its own batch `batches[r] = (features, positions)`.
 
     Returns:
       ([labels [n] per model], [probabilities [n] per model, pre-update weights], [summed loss per model],
       [positions [n] per model]).
     """
+    if codistill_weight > 0:
+        features = [batch for batch, _ in batches]
+        probabilities, loss_sums = replica_codistill_step(states, features, label, codistill_weight)
+        return ([batch[label] for batch in features], probabilities, loss_sums,
+                [position for _, position in batches])
     labels, probabilities, loss_sums, positions = [], [], [], []
     for state, (batch, position) in zip(states, batches, strict=True):
         probability, loss_sum = _train_model(state, batch, _global_count(batch[label]))
@@ -153,7 +225,8 @@ def replica_train_step_per_model(states: Sequence[ModelState], batches: Sequence
 
 
 def make_per_model_train_step(
-    strategy: tf.distribute.Strategy, states: Sequence[ModelState], label: str, element_spec: Any = None
+    strategy: tf.distribute.Strategy, states: Sequence[ModelState], label: str, element_spec: Any = None,
+    codistill_weight: float = 0.0,
 ) -> Callable:
     """A `tf.function` for replica mode with per-replica orders (`DataSource.replica_dataset` batches).
 
@@ -165,7 +238,7 @@ def make_per_model_train_step(
     @tf.function(input_signature=[element_spec] if element_spec is not None else None)
     def train_step(batch):
         labels, probabilities, loss_sums, positions = strategy.run(
-            replica_train_step_per_model, args=(states, batch, label))
+            replica_train_step_per_model, args=(states, batch, label, codistill_weight))
         labels = [strategy.gather(t, axis=0) for t in labels]
         probabilities = [strategy.gather(p, axis=0) for p in probabilities]
         positions = [strategy.gather(p, axis=0) for p in positions]
@@ -184,7 +257,8 @@ def replica_score_step(states: Sequence[ModelState], batch: dict[str, tf.Tensor]
 
 
 def make_train_step(
-    strategy: tf.distribute.Strategy, states: Sequence[ModelState], label: str, element_spec: Any = None
+    strategy: tf.distribute.Strategy, states: Sequence[ModelState], label: str, element_spec: Any = None,
+    codistill_weight: float = 0.0,
 ) -> Callable:
     """A `tf.function` taking one distributed batch and returning global NumPy-ready tensors.
 
@@ -195,7 +269,8 @@ def make_train_step(
 
     @tf.function(input_signature=[element_spec] if element_spec is not None else None)
     def train_step(batch):
-        labels, probabilities, loss_sums = strategy.run(replica_train_step, args=(states, batch, label))
+        labels, probabilities, loss_sums = strategy.run(
+            replica_train_step, args=(states, batch, label, codistill_weight))
         labels = strategy.gather(labels, axis=0)
         probabilities = [strategy.gather(p, axis=0) for p in probabilities]
         count = tf.maximum(tf.cast(tf.shape(labels)[0], tf.float32), 1.0)
