@@ -27,6 +27,8 @@ def _group(entry: Mapping[str, Any]) -> str:
 
 
 def _point_label(entry: Mapping[str, Any]) -> str:
+    if entry.get("role"):
+        return f"w={entry['weight']:g}"
     if entry.get("ensemble"):
         return f"{entry['ensemble_k']}-ens."
     if entry.get("learnable"):
@@ -60,7 +62,8 @@ def plot_pd_vs_accuracy(entries: Sequence[Mapping[str, Any]], path: str, title: 
         for entry in panel:
             groups.setdefault(_group(entry), []).append(entry)
         for group, members in groups.items():
-            members = sorted(members, key=lambda e: (e.get("beta") is None, e.get("beta") or 0.0))
+            members = sorted(members, key=lambda e: (e.get("beta") is None, e.get("beta") or 0.0,
+                                                     e.get("weight") or 0.0))
             xs = [100.0 * e["relative_pd"] for e in members]
             ys = [e["auc_loss_change_pct"] for e in members]
             color = colors[group]
@@ -91,6 +94,36 @@ def plot_pd_vs_accuracy(entries: Sequence[Mapping[str, Any]], path: str, title: 
     if not usable:
         axes[0][0].text(0.5, 0.5, "no finished cells", ha="center", va="center", transform=axes[0][0].transAxes)
     fig.suptitle(title or "PD vs AUC loss change from ReLU (lower-left is better)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_convergence(entries: Sequence[Mapping[str, Any]], path: str, title: str | None = None) -> None:
+    """Writes the PNG of every cell's mean cumulative progressive AUC against examples consumed (one panel per
+    noise source; results.json "progressive_auc_curve"). Cells without a curve are left out."""
+    plt = _pyplot()
+    usable = [e for e in entries if e.get("status") == "ok" and not e.get("ensemble")
+              and (e.get("progressive_auc_curve") or {}).get("examples")]
+    noises = [n for n in NOISE_SOURCES if any(e["noise"] == n for e in usable)] or ["init"]
+    fig, axes = plt.subplots(1, len(noises), figsize=(6.4 * len(noises), 4.6), dpi=120, squeeze=False)
+    for ax, noise in zip(axes[0], noises, strict=True):
+        for index, entry in enumerate(e for e in usable if e["noise"] == noise):
+            curve = entry["progressive_auc_curve"]
+            points = [(x, y) for x, y in zip(curve["examples"], curve["auc"], strict=True) if y is not None]
+            if not points:
+                continue
+            xs, ys = zip(*points, strict=True)
+            style = "--" if entry.get("role") else "-"
+            ax.plot(xs, ys, style, color=f"C{index % 10}", label=entry["label"], linewidth=1.2)
+        ax.set_xlabel("examples consumed")
+        ax.set_ylabel("progressive AUC (cumulative, mean over replicas)")
+        ax.set_title(f"noise: {noise}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    if not usable:
+        axes[0][0].text(0.5, 0.5, "no curves", ha="center", va="center", transform=axes[0][0].transAxes)
+    fig.suptitle(title or "Progressive AUC over the stream", fontsize=11)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -286,7 +286,114 @@ def progressive_summary(runs: Sequence[dict[str, Any]], replicas: int) -> dict[s
         "steady_examples_per_sec": _mean([r.get("steady_examples_per_sec") for r in runs]),
         "train_seconds": _number(sum(r.get("train_seconds") or 0.0 for r in runs)),
         "train_examples": int(runs[0].get("examples", 0)),
+        "progressive_auc_curve": mean_curve(runs, replicas, mode),
     }
+
+
+def mean_curve(runs: Sequence[dict[str, Any]], replicas: int, mode: str) -> dict[str, list] | None:
+    """The replicas' mean cumulative progressive AUC after each metrics chunk (the trainer's `progressive_curve`):
+    {"examples": [...], "auc": [...]}; None when the runs have no curve (older trainer) or curves that differ in
+    their points. In replica mode only the first `replicas` rows are the cell's models (an online teacher
+    follows)."""
+    curves = [r.get("progressive_curve") for r in runs]
+    if not curves or any(not c or not c.get("examples") for c in curves):
+        return None
+    examples = curves[0]["examples"]
+    if any(c["examples"] != examples for c in curves):
+        return None
+    rows = curves[0]["auc"][:replicas] if mode == "replicas" else [c["auc"][0] for c in curves]
+    values = np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(values, axis=0) if values.size else np.array([])
+    return {"examples": list(examples), "auc": [_number(v) for v in mean]}
+
+
+def examples_to_reach(curve: dict[str, list] | None, target: float | None) -> int | None:
+    """Examples consumed at the first curve point from which the AUC stays at least `target` to the end of the
+    stream; None if the final point is below it. (A cumulative AUC over the first few thousand examples is noisy:
+    an early lucky point that the curve falls back from does not count as reaching it.)"""
+    if not curve or target is None:
+        return None
+    reached = None
+    for examples, auc in reversed(list(zip(curve["examples"], curve["auc"], strict=True))):
+        if auc is None or auc < target:
+            break
+        reached = int(examples)
+    return reached
+
+
+def interpolate_at_pd(points: Sequence[tuple[float, float]], pd: float | None) -> float | None:
+    """Linear interpolation of AUC at relative PD `pd` between (PD, AUC) points; None unless `pd` lies within
+    their PD range (no extrapolation)."""
+    if pd is None or not points:
+        return None
+    points = sorted(points)
+    if not points[0][0] <= pd <= points[-1][0]:
+        return None
+    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+        if x0 <= pd <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (pd - x0) / (x1 - x0)
+    return points[0][1]
+
+
+def distillation_summary(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue #9's comparison, one item per student cell (results.json "distillation").
+
+    Against the same activation trained alone (same spec, same noise, no distillation):
+      * PD and held-out AUC of both, and the student's AUC-loss change against the alone cell;
+      * `student_auc_at_alone_pd`: the students' AUC interpolated at the alone cell's PD over the student cells
+        of every weight (None unless that PD lies between theirs; one weight gives a point, not a curve);
+      * `examples_to_reach_alone_auc`: from which point on the students' mean cumulative progressive AUC stays at
+        or above the alone cell's final progressive AUC (`examples_to_reach`; None if it ends below; the paper's
+        "faster convergence"), with the alone cell's own count for the same target (at the latest its last
+        point);
+      * the teacher alone (the cell of the teacher's spec and noise), and the co-distilled cells of the noise.
+    """
+    ok = [e for e in entries if e.get("status") == "ok" and not e.get("ensemble")]
+    summary = []
+    for student in ok:
+        if student.get("role") != "student":
+            continue
+        alone = next((e for e in ok if not e.get("role") and e["spec"] == student["spec"]
+                      and e["noise"] == student["noise"]), None)
+        teacher = next((e for e in ok if not e.get("role") and e["spec"] == student.get("teacher")
+                        and e["noise"] == student["noise"]), None)
+        siblings = [(e["relative_pd"], e["auc"]) for e in ok
+                    if e.get("role") == "student" and e["spec"] == student["spec"] and e["noise"] == student["noise"]
+                    and e.get("teacher") == student.get("teacher") and e["relative_pd"] is not None
+                    and e["auc"] is not None]
+        target = alone.get("progressive_auc") if alone else None
+        item = {
+            "student": student["label"],
+            "student_cell": student["cell"],
+            "weight": student.get("weight"),
+            "noise": student["noise"],
+            "student_relative_pd": student["relative_pd"],
+            "student_auc": student["auc"],
+            "student_progressive_auc": student.get("progressive_auc"),
+            "student_examples_per_sec": student.get("examples_per_sec"),
+            "teacher_progressive_auc_in_student_job": student.get("teacher_progressive_auc"),
+            "alone_cell": alone["cell"] if alone else None,
+            "alone_relative_pd": alone["relative_pd"] if alone else None,
+            "alone_auc": alone["auc"] if alone else None,
+            "alone_progressive_auc": target,
+            "alone_examples_per_sec": alone.get("examples_per_sec") if alone else None,
+            "student_auc_loss_change_vs_alone_pct": (
+                auc_loss_change_pct(student["auc"], alone["auc"]) if alone else None),
+            "student_auc_at_alone_pd": interpolate_at_pd(siblings, alone["relative_pd"] if alone else None),
+            "examples_to_reach_alone_auc": examples_to_reach(student.get("progressive_auc_curve"), target),
+            "alone_examples_to_reach_own_auc": examples_to_reach(alone.get("progressive_auc_curve"), target)
+            if alone else None,
+            "train_examples": student.get("train_examples"),
+            "teacher_alone_cell": teacher["cell"] if teacher else None,
+            "teacher_alone_relative_pd": teacher["relative_pd"] if teacher else None,
+            "teacher_alone_auc": teacher["auc"] if teacher else None,
+            "codistilled": [{"cell": e["cell"], "label": e["label"], "relative_pd": e["relative_pd"], "auc": e["auc"],
+                             "examples_per_sec": e.get("examples_per_sec")}
+                            for e in ok if e.get("role") == "codistilled" and e["noise"] == student["noise"]],
+        }
+        summary.append(item)
+    return summary
 
 
 def _pd_value(value: Any) -> float | None:

@@ -20,6 +20,12 @@ Keys (docs/study.md describes each):
     grid.ensemble_replicas       replicas of those cells when more than grid.replicas (0 = grid.replicas)
     grid.ensemble_equal_budget   add a ReLU cell with embedding_dim // k: k-ensemble at equal embedding budget
     grid.beta_layer_scales       per-layer multipliers of β (one per hidden layer; () = same β everywhere)
+    grid.distill_students        activation specs of students distilled from an online teacher (noise 'init')
+    grid.distill_teacher         the online teacher's activation spec (default learnable gSmeLU)
+    grid.distill_weights         one student cell per weight w (student loss (1-w)·label + w·teacher)
+    grid.distill_temperature     T on the logits of the soft term
+    grid.codistill_activations   activation specs of co-distilled replica cells (every noise source)
+    grid.codistill_weight        w of co-distillation; grid.codistill_replicas: R of those cells
     analysis.bootstrap/confidence/seed   bootstrap of the PD intervals
     analysis.max_ensemble_splits cap on the disjoint ensemble pairs evaluated per cell
     analysis.score_batch_size    examples per SavedModel call when scoring
@@ -82,6 +88,14 @@ def base_config(train: Any) -> ml_collections.ConfigDict:
     config.grid.ensemble_replicas = 0
     config.grid.ensemble_equal_budget = False
     config.grid.beta_layer_scales = ()
+    # Distillation and co-distillation cells (issue #9; docs/study.md, "Distillation"); none by default.
+    config.grid.distill_students = ()
+    config.grid.distill_teacher = "gsmelu:trainable=true"
+    config.grid.distill_weights = (0.5,)
+    config.grid.distill_temperature = 1.0
+    config.grid.codistill_activations = ()
+    config.grid.codistill_weight = 0.5
+    config.grid.codistill_replicas = 2
 
     config.analysis = ml_collections.ConfigDict()
     config.analysis.bootstrap = 200

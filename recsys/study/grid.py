@@ -57,6 +57,10 @@ class Cell:
       ensemble_k: k > 0 when this cell's replicas also form k-ensembles (needs R >= 2k).
       equal_budget: components with embeddings k times narrower (`model.embedding_dim` // k).
       overrides: trainer config values set for this cell beyond activation/seeds, as {"model.embedding_dim": 16}.
+      role: "" (plain replicas), "student" (distilled from an online teacher trained in the same job, which
+        is `teacher`) or "codistilled" (the replicas learn from each other's predictions).
+      teacher: the online teacher's activation spec of a student cell.
+      weight: the distillation / co-distillation weight of a student / co-distilled cell.
     """
 
     cell_id: str
@@ -70,10 +74,34 @@ class Cell:
     ensemble_k: int = 0
     equal_budget: bool = False
     overrides: tuple[tuple[str, Any], ...] = ()
+    role: str = ""
+    teacher: str | None = None
+    weight: float | None = None
 
     @property
     def label(self) -> str:
-        """A short human name: "SmeLU β=1", "gSmeLU (learned)", "ReLU (emb/3)"."""
+        """A short human name: "SmeLU β=1", "gSmeLU (learned)", "ReLU (emb/3)", "SmeLU β=1 student of gSmeLU
+        (learned), w=0.5", "ReLU co-distilled, w=0.5"."""
+        name = self._base_label()
+        if self.role == "student":
+            teacher_family, learnable = _describe_teacher(self.teacher)
+            teacher = DISPLAY_NAMES.get(teacher_family, teacher_family) + (" (learned)" if learnable else "")
+            name += f" student of {teacher}, w={_fmt_number(self.weight)}"
+        elif self.role == "codistilled":
+            name += f" co-distilled, w={_fmt_number(self.weight)}"
+        return name
+
+    @property
+    def group(self) -> str:
+        """The line of the PD-accuracy plot: the family and variant, without β or weight."""
+        group = DISPLAY_NAMES.get(self.activation, self.activation)
+        group += " (learned)" if self.learnable else ""
+        group += " (β per layer)" if self.beta_per_layer else ""
+        group += f" (emb/{self.ensemble_k})" if self.equal_budget else ""
+        group += {"student": " student", "codistilled": " co-distilled"}.get(self.role, "")
+        return group
+
+    def _base_label(self) -> str:
         name = DISPLAY_NAMES.get(self.activation, self.activation)
         if self.learnable:
             name += " (learned)"
@@ -89,7 +117,7 @@ class Cell:
     def is_baseline(self) -> bool:
         """The ReLU cell other cells of the same noise are compared with."""
         return (self.activation == BASELINE_ACTIVATION and not self.equal_budget and self.beta_per_layer is None
-                and ";" not in self.spec)
+                and ";" not in self.spec and not self.role)
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -97,6 +125,14 @@ class Cell:
         data["overrides"] = dict(self.overrides)
         data["label"] = self.label
         return data
+
+
+def _describe_teacher(spec: str | None) -> tuple[str, bool]:
+    """(family, learnable) of a teacher spec (its first layer's, when given per layer)."""
+    from recsys.layers import activations
+
+    parsed = activations.parse_spec((spec or "").split(";")[0])
+    return parsed.name, bool(parsed.params.get("trainable", False))
 
 
 def _fmt_number(value: float) -> str:
@@ -272,12 +308,70 @@ def expand_grid(config: Any) -> list[Cell]:
                 spec=BASELINE_ACTIVATION, beta=None, beta_per_layer=None, learnable=False, noise=noise,
                 replicas=count, ensemble_k=k, equal_budget=True, overrides=(("model.embedding_dim", dim // k),),
             ))
+    cells += _distillation_cells(config, noises, layers)
     seen: dict[str, str] = {}
     for cell in cells:
         if cell.cell_id in seen:
             raise ValueError(f"`grid.activations` lists the same setting twice: {seen[cell.cell_id]!r} and "
                              f"{cell.spec!r} ({cell.noise}).")
         seen[cell.cell_id] = cell.spec
+    return cells
+
+
+def _weight(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:
+        raise ValueError(f"`{key}` entries must be numbers in (0, 1). Received: {value!r}")
+    return float(value)
+
+
+def _distillation_cells(config: Any, noises: Sequence[str], layers: int) -> list[Cell]:
+    """The cells of issue #9's comparison (`grid.distill_*`, `grid.codistill_*`; docs/study.md, "Distillation").
+
+    Students: each spec of `grid.distill_students` × each weight of `grid.distill_weights`, trained as R replicas
+    that all learn from one online teacher (`grid.distill_teacher`) trained in the same job on the same order.
+    That needs one order for every model, so student cells exist under the `init` noise only.
+    Co-distilled: each family of `grid.codistill_activations`, `grid.codistill_replicas` replicas pulled towards
+    each other's predictions with `grid.codistill_weight`, under every noise source.
+    """
+    grid_config = config.grid
+    students = tuple(grid_config.get("distill_students", ()))
+    codistilled = tuple(grid_config.get("codistill_activations", ()))
+    cells: list[Cell] = []
+    if students:
+        if "init" not in noises:
+            raise ValueError(
+                "`grid.distill_students` are trained with their online teacher on one order (noise 'init'), but "
+                f"`grid.noise` is {tuple(noises)!r}: add 'init'."
+            )
+        teacher = grid_config.distill_teacher
+        _layer_specs(teacher, layers)
+        temperature = float(grid_config.distill_temperature)
+        if not temperature > 0:
+            raise ValueError(f"`grid.distill_temperature` must be positive. Received: {temperature!r}")
+        weights = [_weight("grid.distill_weights", w) for w in grid_config.distill_weights]
+        if not weights:
+            raise ValueError("`grid.distill_weights` must list at least one weight in (0, 1) for the students.")
+        for spec in students:
+            family, beta, per_layer, learnable = describe_spec(spec, layers)
+            for weight in weights:
+                cells.append(Cell(
+                    cell_id=f"init/{_slug(spec)}__student_of_{_slug(teacher)}_w{weight:g}", activation=family,
+                    spec=spec, beta=beta, beta_per_layer=per_layer, learnable=learnable, noise="init",
+                    replicas=int(grid_config.replicas), role="student", teacher=teacher, weight=weight,
+                    overrides=(("distill.teacher", "online"), ("distill.teacher_activation", teacher),
+                               ("distill.weight", weight), ("distill.temperature", temperature)),
+                ))
+    if codistilled:
+        weight = _weight("grid.codistill_weight", grid_config.codistill_weight)
+        count = _positive_int("grid.codistill_replicas", grid_config.codistill_replicas, minimum=2)
+        for noise in noises:
+            for spec in codistilled:
+                family, beta, per_layer, learnable = describe_spec(spec, layers)
+                cells.append(Cell(
+                    cell_id=f"{_slug(noise)}/{_slug(spec)}__codistill_w{weight:g}", activation=family, spec=spec,
+                    beta=beta, beta_per_layer=per_layer, learnable=learnable, noise=noise, replicas=count,
+                    role="codistilled", weight=weight, overrides=(("codistill.weight", weight),),
+                ))
     return cells
 
 

@@ -92,7 +92,53 @@ def to_markdown(results: dict[str, Any]) -> str:
         if not entries:
             continue
         lines += ["", f"## Noise: {noise}", ""] + cell_table(entries)
+    if results.get("distillation"):
+        lines += ["", "## Distillation", ""] + distillation_table(results["distillation"])
     return "\n".join(lines) + "\n"
+
+
+def _count(value: int | None, total: int | None) -> str:
+    if value is None:
+        return "never"
+    share = f" ({100.0 * value / total:.0f}%)" if total else ""
+    return f"{value:,}{share}"
+
+
+def distillation_table(items: list[dict[str, Any]]) -> list[str]:
+    """Students against the same activation alone (analysis.distillation_summary)."""
+    lines = [
+        "Each student cell trains R students and one online teacher in one job on one order (noise `init`); the "
+        "students learn from the teacher's progressive predictions. *Alone*: the same activation without a "
+        "teacher. *AUC at alone's PD*: the students' AUC interpolated over the distillation weights at the alone "
+        "cell's PD (– when that PD is outside the students' range). *Examples to reach*: from which point on "
+        "the mean cumulative progressive AUC stays at or above the alone cell's final progressive AUC (share of "
+        "the stream; never = it ends below). examples/s: stream examples per second of the whole job (a student "
+        "job also trains its teacher).",
+        "",
+        "| student | w | PD % | AUC | alone PD % | alone AUC | AUC-loss change vs alone % | AUC at alone's PD "
+        "| examples to reach alone's progressive AUC | alone reaches it at | teacher alone PD % | teacher alone AUC "
+        "| teacher progressive AUC (in the job) | examples/s (student job / alone) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i in items:
+        total = i.get("train_examples")
+        lines.append(
+            f"| {i['student']} | {i['weight']:g} | {_pct(i['student_relative_pd'])} | {_num(i['student_auc'])} | "
+            f"{_pct(i['alone_relative_pd'])} | {_num(i['alone_auc'])} | "
+            f"{_signed(i['student_auc_loss_change_vs_alone_pct'])} | {_num(i['student_auc_at_alone_pd'])} | "
+            f"{_count(i['examples_to_reach_alone_auc'], total)} | "
+            f"{_count(i['alone_examples_to_reach_own_auc'], total)} | {_pct(i['teacher_alone_relative_pd'])} | "
+            f"{_num(i['teacher_alone_auc'])} | {_num(i['teacher_progressive_auc_in_student_job'])} | "
+            f"{_rate(i['student_examples_per_sec'])} / {_rate(i['alone_examples_per_sec'])} |"
+        )
+    codistilled = {c["cell"]: c for i in items for c in i.get("codistilled", [])}
+    if codistilled:
+        lines += ["", "Co-distilled cells of the same noise source (PD between the co-distilled replicas):", "",
+                  "| cell | PD % | AUC | examples/s |", "|---|---|---|---|"]
+        for c in codistilled.values():
+            lines.append(f"| {c['label']} | {_pct(c['relative_pd'])} | {_num(c['auc'])} | "
+                         f"{_rate(c['examples_per_sec'])} |")
+    return lines
 
 
 def _short(text: str, limit: int = 100) -> str:

@@ -9,6 +9,7 @@ Workdir layout:
       replica_<r>/                  separate mode: one trainer workdir per replica
       predictions.npy, predictions.json   held-out probabilities [R, T] and what they were computed from
     results.json, results.md, pd_vs_accuracy.png
+    convergence.png                 with distillation cells: progressive AUC over the stream, per cell
 
 Training. When the trainer supports replica mode (`replicas` in its config: `replicas.count`,
 `replicas.noise`), a cell is one trainer run over one parsed stream that exports `saved_model`,
@@ -257,6 +258,8 @@ def cell_entry(cell: grid.Cell, predictions: np.ndarray, labels: np.ndarray, run
     entry = _identity(cell, ensemble=False)
     entry.update(analysis.replica_summary(predictions, labels, **options))
     entry.update(analysis.progressive_summary(runs, cell.replicas))
+    if cell.role == "student" and runs:
+        entry["teacher_progressive_auc"] = runs[0].get("teacher_progressive_auc")
     entry["status"] = "ok"
     return entry
 
@@ -285,13 +288,7 @@ def _identity(cell: grid.Cell, ensemble: bool) -> dict[str, Any]:
         label = f"{grid.DISPLAY_NAMES.get(cell.activation, cell.activation)} {cell.ensemble_k}-ensemble"
         if cell.equal_budget:
             label += f" (emb/{cell.ensemble_k})"
-    group = grid.DISPLAY_NAMES.get(cell.activation, cell.activation)
-    if ensemble:
-        group = label
-    else:
-        group += " (learned)" if cell.learnable else ""
-        group += " (β per layer)" if cell.beta_per_layer else ""
-        group += f" (emb/{cell.ensemble_k})" if cell.equal_budget else ""
+    group = label if ensemble else cell.group
     return {
         "cell": cell.cell_id + ("#ensemble" if ensemble else ""),
         "label": label,
@@ -307,6 +304,9 @@ def _identity(cell: grid.Cell, ensemble: bool) -> dict[str, Any]:
         "ensemble_k": cell.ensemble_k if ensemble else None,
         "equal_budget": cell.equal_budget,
         "overrides": dict(cell.overrides),
+        "role": cell.role,
+        "teacher": cell.teacher,
+        "weight": cell.weight,
     }
 
 
@@ -407,6 +407,7 @@ def run_study(config: Any, workdir: str) -> dict[str, Any]:
             datetime.timedelta(seconds=round(elapsed)),
         )
     add_baseline_changes(entries)
+    distillation = analysis.distillation_summary(entries)
     results = {
         "format_version": RESULTS_FORMAT_VERSION,
         "study": {
@@ -422,6 +423,7 @@ def run_study(config: Any, workdir: str) -> dict[str, Any]:
             "train_config": json.loads(config.train.to_json()),
         },
         "cells": entries,
+        "distillation": distillation,
         "run": {
             "wall_seconds": time.perf_counter() - started,
             "cells_trained": trained_now,
@@ -445,3 +447,6 @@ def write_outputs(results: dict[str, Any], workdir: str) -> None:
         f.write(report.to_markdown(results))
     study_plots.plot_pd_vs_accuracy(results["cells"], os.path.join(workdir, "pd_vs_accuracy.png"),
                                     title=f"{results['study']['name']}: PD vs AUC loss change from ReLU")
+    if results.get("distillation"):
+        study_plots.plot_convergence(results["cells"], os.path.join(workdir, "convergence.png"),
+                                     title=f"{results['study']['name']}: progressive AUC over the stream")

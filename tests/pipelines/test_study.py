@@ -113,3 +113,41 @@ def test_an_interrupted_cell_is_completed_and_the_others_kept(tmp_path):
     assert rerun["cells"][:2] == cells[:2]
     # Deterministic ops and the same seeds: the completed replica reproduces its predictions.
     assert rerun["cells"][2]["relative_pd"] == pytest.approx(cells[2]["relative_pd"], rel=1e-6)
+
+
+def test_distillation_cells_end_to_end(tmp_path):
+    """Issue #9's cells on the smoke data: SmeLU alone, gSmeLU teacher alone, SmeLU students of an online gSmeLU
+    teacher, a co-distilled ReLU pair; the comparison in results.json/results.md and the convergence plot."""
+    workdir = tmp_path / "study"
+    result = _study(workdir, "--config.grid.noise=('init',)", "--config.grid.ensemble_k=0",
+                    "--config.grid.activations=('relu','smelu:beta=1','gsmelu:trainable=true')",
+                    "--config.grid.distill_students=('smelu:beta=1',)", "--config.grid.distill_weights=(0.7,)",
+                    "--config.grid.codistill_activations=('relu',)")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = _load(workdir)
+    labels = [c["label"] for c in results["cells"]]
+    assert labels == ["ReLU", "SmeLU β=1", "gSmeLU (learned)", "SmeLU β=1 student of gSmeLU (learned), w=0.7",
+                      "ReLU co-distilled, w=0.5"]
+    student = results["cells"][3]
+    assert student["role"] == "student" and student["replicas"] == 2 and student["pairs"] == 1
+    assert 0.0 < student["teacher_progressive_auc"] < 1.0
+    curve = student["progressive_auc_curve"]
+    assert curve["examples"][-1] == 2000 and curve["auc"][-1] == pytest.approx(student["progressive_auc"])
+    train = workdir / "cells" / "init" / "smelu_beta1__student_of_gsmelu_trainabletrue_w0.7" / "train"
+    config = json.loads((train / "config.json").read_text())
+    assert config["distill"]["teacher"] == "online" and config["distill"]["weight"] == 0.7
+    assert (train / "saved_model_teacher" / "saved_model.pb").exists()
+    codistilled = results["cells"][4]
+    assert json.loads((workdir / "cells" / "init" / "relu__codistill_w0.5" / "train" / "config.json").read_text())[
+        "codistill"]["weight"] == 0.5
+    assert codistilled["relative_pd"] > 0 and not codistilled["baseline"]
+
+    (summary,) = results["distillation"]
+    smelu, gsmelu = results["cells"][1], results["cells"][2]
+    assert summary["alone_relative_pd"] == smelu["relative_pd"] and summary["alone_auc"] == smelu["auc"]
+    assert summary["teacher_alone_auc"] == gsmelu["auc"]
+    assert summary["student_relative_pd"] == student["relative_pd"]
+    assert [c["label"] for c in summary["codistilled"]] == ["ReLU co-distilled, w=0.5"]
+    markdown = (workdir / "results.md").read_text()
+    assert "## Distillation" in markdown and "| SmeLU β=1 student of gSmeLU (learned), w=0.7 | 0.7 |" in markdown
+    assert (workdir / "convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

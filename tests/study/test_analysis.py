@@ -126,3 +126,45 @@ def test_mean_matching_removes_a_global_logit_offset_only():
     noisy = np.stack([shifted[0], np.clip(shifted[0] * rng.uniform(0.7, 1.3, 2000), 0, 1)])
     assert analysis.replica_summary(noisy, (logits > -1).astype(float), resamples=20)[
         "relative_pd_mean_matched"] > 0.05
+
+
+def test_examples_to_reach_needs_the_curve_to_stay_above_the_target():
+    curve = {"examples": [100, 200, 300, 400, 500], "auc": [0.70, 0.60, 0.66, 0.67, 0.68]}
+    assert analysis.examples_to_reach(curve, 0.65) == 300  # the lucky first point does not count
+    assert analysis.examples_to_reach(curve, 0.68) == 500
+    assert analysis.examples_to_reach(curve, 0.69) is None
+    assert analysis.examples_to_reach(None, 0.5) is None
+
+
+def test_interpolate_at_pd_only_inside_the_range():
+    points = [(0.10, 0.70), (0.20, 0.74)]
+    assert analysis.interpolate_at_pd(points, 0.15) == pytest.approx(0.72)
+    assert analysis.interpolate_at_pd(points, 0.25) is None
+    assert analysis.interpolate_at_pd([(0.1, 0.7)], 0.1) == 0.7
+
+
+def _entry(label, spec, role="", pd=0.1, auc=0.7, curve=None, **extra):
+    return {"status": "ok", "ensemble": False, "label": label, "cell": label, "spec": spec, "noise": "init",
+            "role": role, "relative_pd": pd, "auc": auc, "progressive_auc_curve": curve, **extra}
+
+
+def test_distillation_summary_compares_students_with_the_same_activation_alone():
+    alone_curve = {"examples": [100, 200, 300], "auc": [0.60, 0.64, 0.66]}
+    entries = [
+        _entry("SmeLU", "smelu:beta=1", pd=0.15, auc=0.70, curve=alone_curve, progressive_auc=0.66),
+        _entry("gSmeLU", "gsmelu:trainable=true", pd=0.30, auc=0.72),
+        _entry("student 0.3", "smelu:beta=1", "student", pd=0.20, auc=0.71, weight=0.3,
+               teacher="gsmelu:trainable=true", curve={"examples": [100, 200, 300], "auc": [0.62, 0.67, 0.69]}),
+        _entry("student 0.7", "smelu:beta=1", "student", pd=0.10, auc=0.69, weight=0.7,
+               teacher="gsmelu:trainable=true", curve={"examples": [100, 200, 300], "auc": [0.60, 0.62, 0.65]}),
+        _entry("ReLU co", "relu", "codistilled", pd=0.05, auc=0.68, weight=0.5),
+    ]
+    summary = analysis.distillation_summary(entries)
+    assert [s["student"] for s in summary] == ["student 0.3", "student 0.7"]
+    first, second = summary
+    assert first["alone_relative_pd"] == 0.15 and first["teacher_alone_auc"] == 0.72
+    assert first["student_auc_at_alone_pd"] == pytest.approx(0.70)  # halfway between (0.10, 0.69), (0.20, 0.71)
+    assert first["examples_to_reach_alone_auc"] == 200 and second["examples_to_reach_alone_auc"] is None
+    assert first["alone_examples_to_reach_own_auc"] == 300
+    assert first["student_auc_loss_change_vs_alone_pct"] == pytest.approx(100 * (0.29 - 0.30) / 0.30)
+    assert [c["label"] for c in first["codistilled"]] == ["ReLU co"]

@@ -86,3 +86,43 @@ def test_shuffle_noise_without_shuffled_input_is_refused():
         grid.expand_grid(config)
     config.grid.noise = ("init",)
     assert len(grid.expand_grid(config)) == 2
+
+
+def test_distillation_and_codistillation_cells():
+    cells = grid.expand_grid(_config(**{
+        "grid.activations": ("relu", "smelu:beta=1", "gsmelu:trainable=true"),
+        "grid.noise": ("shuffle", "init"),
+        "grid.replicas": 3,
+        "grid.ensemble_k": 0,
+        "grid.distill_students": ("smelu:beta=1",),
+        "grid.distill_weights": (0.3, 0.7),
+        "grid.codistill_activations": ("relu",),
+        "grid.codistill_weight": 0.5,
+    }))
+    students = [c for c in cells if c.role == "student"]
+    codistilled = [c for c in cells if c.role == "codistilled"]
+    assert [(c.noise, c.weight, c.replicas) for c in students] == [("init", 0.3, 3), ("init", 0.7, 3)]
+    assert dict(students[0].overrides) == {"distill.teacher": "online", "distill.teacher_activation":
+                                           "gsmelu:trainable=true", "distill.weight": 0.3,
+                                           "distill.temperature": 1.0}
+    assert students[1].label == "SmeLU β=1 student of gSmeLU (learned), w=0.7"
+    assert students[0].group == "SmeLU student" and not students[0].is_baseline
+    assert [(c.noise, c.replicas, dict(c.overrides)) for c in codistilled] == [
+        ("shuffle", 2, {"codistill.weight": 0.5}), ("init", 2, {"codistill.weight": 0.5})]
+    assert codistilled[0].label == "ReLU co-distilled, w=0.5" and not codistilled[0].is_baseline
+    assert len({c.cell_id for c in cells}) == len(cells) == 6 + 2 + 2
+    assert [c for c in cells if c.is_baseline] == [cells[0], cells[3]]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"grid.distill_students": ("smelu:beta=1",)}, "add 'init'"),
+    ({"grid.distill_students": ("smelu:beta=1",), "grid.noise": ("init",), "grid.distill_weights": (1.0,)},
+     "`grid.distill_weights` entries must be numbers in (0, 1). Received: 1.0"),
+    ({"grid.distill_students": ("smelu:beta=1",), "grid.noise": ("init",), "grid.distill_teacher": "nope"},
+     "'nope'"),
+    ({"grid.codistill_activations": ("relu",), "grid.codistill_replicas": 1}, "codistill_replicas` must be"),
+])
+def test_bad_distillation_grids_raise_clear_errors(overrides, message):
+    with pytest.raises(ValueError) as error:
+        grid.expand_grid(_config(**overrides))
+    assert message in str(error.value)
