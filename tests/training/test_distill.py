@@ -151,3 +151,37 @@ def test_distill_smoke_end_to_end_on_the_bundled_sample(tmp_path):
     assert 0.5 < student["progressive_auc"] < 1.0
     for name in ("config.json", "checkpoints", "tb", "saved_model"):
         assert os.path.exists(tmp_path / "student" / name), name
+
+
+def test_online_teacher_run_resumes_exactly(stream, tmp_path):
+    """Killed after step 5 and rerun: students, teacher, optimizer slots, progressive metrics (teacher's too), the
+    students' PD and the progress curve end as in an uninterrupted run."""
+    import shutil
+
+    from recsys.training.loop import train
+
+    overrides = {"replicas.count": 2, "replicas.noise": "init", "distill.teacher": "online", "distill.weight": 0.5,
+                 "distill.teacher_activation": "gsmelu:trainable=true", "keep_checkpoints": 100}
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    reference = train(small_config(stream, **overrides), str(straight)).metrics
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copy(straight / "config.json", resumed / "config.json")
+    for path in (straight / "checkpoints").glob("ckpt-5.*"):
+        shutil.copy(path, resumed / "checkpoints" / path.name)
+    (resumed / "checkpoints" / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-5"\nall_model_checkpoint_paths: "ckpt-5"\n')
+    trainer = Trainer(small_config(stream, **overrides), str(resumed), record_predictions=True)
+    metrics = trainer.run().metrics
+    assert len(trainer.recorded) == reference["steps"] - 5
+    timing = {"examples_per_sec", "train_seconds", "steady_examples_per_sec", "progressive_metrics_seconds"}
+    assert {k: v for k, v in metrics.items() if k not in timing} == {
+        k: v for k, v in reference.items() if k not in timing}
+    assert reference["teacher_progressive_auc"] is not None and reference["progressive_relative_pd"] > 0
+    straight_reader = tf.train.load_checkpoint(str(straight / "checkpoints"))
+    resumed_reader = tf.train.load_checkpoint(str(resumed / "checkpoints"))
+    names = [n for n in straight_reader.get_variable_to_shape_map()
+             if not n.startswith(("train_seconds", "_CHECKPOINTABLE_OBJECT_GRAPH"))]
+    assert any(n.startswith("models/2/") for n in names)  # the teacher (third model) is checkpointed
+    assert any(n.startswith("progress_curve/") for n in names) and any(n.startswith("replica_pd/") for n in names)
+    for name in names:
+        assert np.array_equal(straight_reader.get_tensor(name), resumed_reader.get_tensor(name)), name
