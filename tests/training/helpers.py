@@ -92,6 +92,18 @@ def train_command(workdir, data: str, **overrides) -> list[str]:
     return [sys.executable, "-m", "pipelines.train", f"--workdir={workdir}", *cli_flags(data, **overrides)]
 
 
+def workdir_at_checkpoint(finished: pathlib.Path, copy: pathlib.Path, step: int) -> None:
+    """Makes `copy` the workdir of `finished` as it was when checkpoint `step` was the latest (a run killed then)."""
+    import shutil
+
+    (copy / "checkpoints").mkdir(parents=True)
+    shutil.copy(finished / "config.json", copy / "config.json")
+    for path in (finished / "checkpoints").glob(f"ckpt-{step}.*"):
+        shutil.copy(path, copy / "checkpoints" / path.name)
+    (copy / "checkpoints" / "checkpoint").write_text(
+        f'model_checkpoint_path: "ckpt-{step}"\nall_model_checkpoint_paths: "ckpt-{step}"\n')
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

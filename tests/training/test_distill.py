@@ -14,7 +14,14 @@ from recsys.training.distill import DistillSpec
 from recsys.training.export import export_saved_model
 from recsys.training.loop import Trainer
 from tests.conftest import CRITEO_SAMPLE
-from tests.training.helpers import FEATURES, REPO_ROOT, small_config, subprocess_env, train_command
+from tests.training.helpers import (
+    FEATURES,
+    REPO_ROOT,
+    small_config,
+    subprocess_env,
+    train_command,
+    workdir_at_checkpoint,
+)
 
 pytestmark = pytest.mark.usefixtures("restore_determinism")
 
@@ -156,20 +163,13 @@ def test_distill_smoke_end_to_end_on_the_bundled_sample(tmp_path):
 def test_online_teacher_run_resumes_exactly(stream, tmp_path):
     """Killed after step 5 and rerun: students, teacher, optimizer slots, progressive metrics (teacher's too), the
     students' PD and the progress curve end as in an uninterrupted run."""
-    import shutil
-
     from recsys.training.loop import train
 
     overrides = {"replicas.count": 2, "replicas.noise": "init", "distill.teacher": "online", "distill.weight": 0.5,
                  "distill.teacher_activation": "gsmelu:trainable=true", "keep_checkpoints": 100}
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     reference = train(small_config(stream, **overrides), str(straight)).metrics
-    (resumed / "checkpoints").mkdir(parents=True)
-    shutil.copy(straight / "config.json", resumed / "config.json")
-    for path in (straight / "checkpoints").glob("ckpt-5.*"):
-        shutil.copy(path, resumed / "checkpoints" / path.name)
-    (resumed / "checkpoints" / "checkpoint").write_text(
-        'model_checkpoint_path: "ckpt-5"\nall_model_checkpoint_paths: "ckpt-5"\n')
+    workdir_at_checkpoint(straight, resumed, 5)
     trainer = Trainer(small_config(stream, **overrides), str(resumed), record_predictions=True)
     metrics = trainer.run().metrics
     assert len(trainer.recorded) == reference["steps"] - 5

@@ -1,7 +1,6 @@
 """Replica mode: R models on one parsed stream, per-replica orders or inits, progressive PD, exports, resume."""
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import tensorflow as tf
 from recsys.metrics import pd as pd_lib
 from recsys.training.loop import Trainer, train
 from recsys.training.summaries import read_scalars
-from tests.training.helpers import small_config
+from tests.training.helpers import small_config, workdir_at_checkpoint
 
 TIMING_KEYS = ("examples_per_sec", "train_seconds", "steady_examples_per_sec", "progressive_metrics_seconds",
                "saved_models")
@@ -123,12 +122,7 @@ def test_resume_mid_window_is_exact(stream, tmp_path, restore_determinism):
     overrides = {"replicas.count": 2, "replicas.noise": "shuffle+init", "keep_checkpoints": 100}
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     reference = train(small_config(stream, **overrides), str(straight)).metrics
-    (resumed / "checkpoints").mkdir(parents=True)
-    shutil.copy(straight / "config.json", resumed / "config.json")
-    for path in (straight / "checkpoints").glob("ckpt-5.*"):
-        shutil.copy(path, resumed / "checkpoints" / path.name)
-    (resumed / "checkpoints" / "checkpoint").write_text(
-        'model_checkpoint_path: "ckpt-5"\nall_model_checkpoint_paths: "ckpt-5"\n')
+    workdir_at_checkpoint(straight, resumed, 5)
 
     trainer = Trainer(small_config(stream, **overrides), str(resumed), record_predictions=True)
     metrics = trainer.run().metrics
