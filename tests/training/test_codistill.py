@@ -126,3 +126,27 @@ def test_progress_curve_ends_at_the_final_progressive_auc(stream, tmp_path):
     assert curve["auc"][0][-1] == metrics["progressive_auc"]
     assert curve["auc"][1][-1] == metrics["models"][1]["progressive_auc"]
     assert len(examples) >= 1200 // (64 * 5)  # a point at least at every log step (5 steps of 64)
+
+
+def test_saved_model_teacher_with_student_replicas(stream, tmp_path):
+    """Two students (init noise) of one frozen SavedModel teacher: both are pulled towards it."""
+    from recsys.training.export import export_saved_model
+
+    base = small_config(stream, **{"replicas.count": 2, "replicas.noise": "init"})
+    init = Trainer(base, str(tmp_path / "init"))
+    teacher_path = str(tmp_path / "teacher")
+    export_saved_model(init.states[0].model, init.features, teacher_path)  # a constant-ish, untrained teacher
+
+    students = Trainer(small_config(stream, **{"replicas.count": 2, "replicas.noise": "init",
+                                               "distill.teacher": teacher_path, "distill.weight": 0.9}),
+                       str(tmp_path / "students"))
+    students.run()
+    plain = Trainer(base, str(tmp_path / "plain"))
+    plain.run()
+    assert len(students.states) == 2  # no online teacher state
+    batch = next(iter(make_dataset(stream, FEATURES, 1200)))
+    teacher = tf.sigmoid(init.states[0].model(batch)).numpy()
+    for r in range(2):
+        gap_distilled = np.mean(np.abs(tf.sigmoid(students.states[r].model(batch)).numpy() - teacher))
+        gap_plain = np.mean(np.abs(tf.sigmoid(plain.states[r].model(batch)).numpy() - teacher))
+        assert gap_distilled < 0.5 * gap_plain, (r, gap_distilled, gap_plain)
