@@ -139,7 +139,7 @@ def _train_model(state: ModelState, batch: dict[str, tf.Tensor], global_count: t
     return tf.sigmoid(logits), loss_sum
 
 
-def codistill_losses(states: Sequence[ModelState], batches: Sequence[dict[str, tf.Tensor]], label: str,
+def codistill_losses(states: Sequence[ModelState], batches: Sequence[dict[str, tf.Tensor]],
                      weight: float) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
     """Co-distillation (Anil et al. 2018, arXiv:1804.03235): every model also learns from the others' predictions.
 
@@ -184,7 +184,7 @@ def replica_codistill_step(states: Sequence[ModelState], batches: Sequence[dict[
     variables = [state.model.embedding_variables + state.model.dense_variables for state in states]
     counts = [_global_count(batch[label]) for batch in batches]
     with tf.GradientTape() as tape:
-        logits, per_example = codistill_losses(states, batches, label, weight)
+        logits, per_example = codistill_losses(states, batches, weight)
         loss_sums = [tf.reduce_sum(loss) for loss in per_example]
         # Peers enter each other's losses only as constants, so the gradient of the sum with respect to model
         # r's variables is the gradient of model r's own loss.
