@@ -15,7 +15,8 @@ weights, examples to reach SmeLU-alone's final progressive AUC); convergence.png
 stream. To reuse an existing study_synthetic workdir's data, add
     --config.data.generate_rows=0 --config.data.train='<dir>/data/part-00000-00000[0-9].tfrecord.gz'
     --config.data.eval='<dir>/data/part-00000-000010.tfrecord.gz'
-Run time: see docs/results.md, section 5 (measured on the shared 2-core machine).
+Run time: 57 min wall for the whole grid on the shared 2-core machine with other studies training beside it
+(docs/results.md, section 5), after the data step of study_synthetic (205 s when it has to generate the data).
 """
 import ml_collections
 
