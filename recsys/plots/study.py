@@ -82,18 +82,28 @@ def plot_pd_vs_accuracy(entries: Sequence[Mapping[str, Any]], path: str, title: 
                     ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
             ax.plot([], [], "-", marker=_marker(members[0])[0], color=color, label=group)
         ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
-        ax.set_xlabel("relative prediction difference (%)")
-        ax.set_ylabel("AUC-loss change vs ReLU (%)")
-        ax.set_title(f"noise: {noise}")
-        ax.grid(True, alpha=0.3)
+        _style_panel(ax, "relative prediction difference (%)", "AUC-loss change vs ReLU (%)", noise)
         if panel:
             right = max(100.0 * (e["relative_pd_ci"][1] if e.get("relative_pd_ci") else e["relative_pd"])
                         for e in panel)
             ax.set_xlim(left=0.0, right=max(right * 1.1, 1e-3))
         ax.legend(fontsize=7, loc="best")
-    if not usable:
-        axes[0][0].text(0.5, 0.5, "no finished cells", ha="center", va="center", transform=axes[0][0].transAxes)
-    fig.suptitle(title or "PD vs AUC loss change from ReLU (lower-left is better)", fontsize=11)
+    _save(plt, fig, axes, "" if usable else "no finished cells",
+          title or "PD vs AUC loss change from ReLU (lower-left is better)", path)
+
+
+def _style_panel(ax, xlabel: str, ylabel: str, noise: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"noise: {noise}")
+    ax.grid(True, alpha=0.3)
+
+
+def _save(plt, fig, axes, empty_text: str, title: str, path: str) -> None:
+    """Writes `fig` to `path` with `title`; `empty_text` (if any) is shown in the first panel."""
+    if empty_text:
+        axes[0][0].text(0.5, 0.5, empty_text, ha="center", va="center", transform=axes[0][0].transAxes)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -116,14 +126,6 @@ def plot_convergence(entries: Sequence[Mapping[str, Any]], path: str, title: str
             xs, ys = zip(*points, strict=True)
             style = "--" if entry.get("role") else "-"
             ax.plot(xs, ys, style, color=f"C{index % 10}", label=entry["label"], linewidth=1.2)
-        ax.set_xlabel("examples consumed")
-        ax.set_ylabel("progressive AUC (cumulative, mean over replicas)")
-        ax.set_title(f"noise: {noise}")
-        ax.grid(True, alpha=0.3)
+        _style_panel(ax, "examples consumed", "progressive AUC (cumulative, mean over replicas)", noise)
         ax.legend(fontsize=7, loc="lower right")
-    if not usable:
-        axes[0][0].text(0.5, 0.5, "no curves", ha="center", va="center", transform=axes[0][0].transAxes)
-    fig.suptitle(title or "Progressive AUC over the stream", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, axes, "" if usable else "no curves", title or "Progressive AUC over the stream", path)
