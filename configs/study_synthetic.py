@@ -6,10 +6,10 @@ features embedded to 240 inputs (48 each), clipped activations, layer norm, one 
 Generates 1,100,000 rows (`pipelines.generate_clicklogs --seed=0 --ctr=0.1`), preprocesses them into 11 shards of
 100,000 (the last is held out: 1,000,000 training rows, 100,000 held-out rows), then trains the full grid below:
 ReLU (6 replicas, for 3-ensembles) and SmeLU, Softplus, Swish, GELU at several β and learned gSmeLU (4 replicas),
-under the three noise sources. Run time: the full grid was not run. Data generation and preprocessing took 205 s.
-In replica mode a cell of 4 replicas over the 1M rows took 341–588 s on the shared 2-core machine, so the full grid is
-estimated at roughly 3.3–5.6 hours. The reduced runs in docs/results.md took 30 + 25 min (separate runs) and
-15–17 min per lever run.
+under the three noise sources. Run time on the shared 2-core machine: data generation and preprocessing 205 s; in
+replica mode a cell of 4 replicas over the 1M rows took 295–341 s with the machine largely to itself and 341–588 s
+beside other jobs. The whole `shuffle` panel (docs/results.md §2b, `--config.grid.noise="('shuffle',)"
+--config.grid.replicas=4`) ran; the full three-panel grid is estimated at roughly 3–5.5 hours and was not run.
 
 A reduced run (what docs/results.md reports) overrides the grid, e.g.
     --config.grid.noise="('shuffle',)" --config.grid.activations="('relu','smelu:beta=1')"
