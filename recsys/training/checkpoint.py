@@ -7,7 +7,9 @@ Everything lives in one `tf.train.Checkpoint`, so it is written and committed as
 - `train_seconds`: wall time spent in the training loop so far (for examples/s over resumed runs);
 - `finished`: the stream was fully consumed;
 - `metrics`: each model's `ProgressiveMetrics` state (NumPy arrays), through `tf.train.experimental.PythonState`;
-- `replica_pd` (replica mode): the progressive PD and the predictions not yet aligned across replicas.
+- `replica_pd` (replica mode): the progressive PD and the predictions not yet aligned across replicas;
+- `progress_curve`: the progressive AUC after each metrics chunk (`recsys.training.loop.ProgressCurve`). It is
+  *optional* on restore: a checkpoint written before the curve existed resumes, with the curve starting there.
 
 `tf.train.CheckpointManager` writes the data and index files first and then replaces the small `checkpoint`
 state file atomically, so a process killed at any moment leaves the previous checkpoint as the latest one;
@@ -22,10 +24,13 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from recsys.training.task import ModelState
 
 CHECKPOINT_PREFIX = "ckpt"
+# Entries a checkpoint may lack (added after checkpoints of earlier versions were written).
+OPTIONAL_ENTRIES = ("progress_curve",)
 
 
 class MetricsState(tf.train.experimental.PythonState):
@@ -75,7 +80,7 @@ class TrainingCheckpoint:
             self.examples = tf.Variable(0, dtype=tf.int64, trainable=False, name="examples")
             self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
             self.finished = tf.Variable(False, trainable=False, name="finished")
-        self.checkpoint = tf.train.Checkpoint(
+        self._objects = dict(
             models=[s.model for s in states],
             embedding_optimizers=[s.embedding_optimizer for s in states],
             dense_optimizers=[s.dense_optimizer for s in states],
@@ -86,6 +91,7 @@ class TrainingCheckpoint:
             finished=self.finished,
             **{name: MetricsState(value) for name, value in (extra_state or {}).items()},
         )
+        self.checkpoint = tf.train.Checkpoint(**self._objects)
         self.manager = (
             tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=keep, checkpoint_name=CHECKPOINT_PREFIX)
             if self.write_directory == directory
@@ -101,7 +107,13 @@ class TrainingCheckpoint:
         path = self.latest
         if path is None:
             return False
-        self.checkpoint.restore(path).assert_existing_objects_matched()
+        saved = {name.split("/")[0] for name in tf.train.load_checkpoint(path).get_variable_to_shape_map()}
+        missing = [name for name in OPTIONAL_ENTRIES if name in self._objects and name not in saved]
+        checkpoint = self.checkpoint
+        if missing:
+            logging.warning("%s has no %s (written by an older version): resuming without it", path, missing)
+            checkpoint = tf.train.Checkpoint(**{k: v for k, v in self._objects.items() if k not in missing})
+        checkpoint.restore(path).assert_existing_objects_matched()
         return True
 
     def save(self, step: int, examples: int, train_seconds: float, finished: bool = False) -> str:

@@ -150,3 +150,30 @@ def test_saved_model_teacher_with_student_replicas(stream, tmp_path):
         gap_distilled = np.mean(np.abs(tf.sigmoid(students.states[r].model(batch)).numpy() - teacher))
         gap_plain = np.mean(np.abs(tf.sigmoid(plain.states[r].model(batch)).numpy() - teacher))
         assert gap_distilled < 0.5 * gap_plain, (r, gap_distilled, gap_plain)
+
+
+def test_checkpoint_without_a_progress_curve_still_resumes(stream, tmp_path):
+    """A checkpoint written before `progress_curve` existed (simulated: checkpoint 5 re-saved without it) resumes;
+    the curve then starts at the resume point, and the metrics end as in an uninterrupted run."""
+    from recsys.training.loop import train
+    from tests.training.helpers import workdir_at_checkpoint
+
+    overrides = {"keep_checkpoints": 100}
+    straight, legacy = tmp_path / "straight", tmp_path / "legacy"
+    reference = train(small_config(stream, **overrides), str(straight)).metrics
+    trainer = Trainer(small_config(stream, **overrides), str(tmp_path / "scratch"))
+    objects = trainer.checkpoint._objects
+    tf.train.Checkpoint(**objects).restore(str(straight / "checkpoints" / "ckpt-5")).assert_existing_objects_matched()
+    old_format = tf.train.Checkpoint(**{k: v for k, v in objects.items() if k != "progress_curve"})
+    tf.train.CheckpointManager(old_format, str(legacy / "checkpoints"), max_to_keep=1,
+                               checkpoint_name="ckpt").save(checkpoint_number=5)
+    (legacy / "config.json").write_text((straight / "config.json").read_text())
+    saved = tf.train.load_checkpoint(str(legacy / "checkpoints" / "ckpt-5")).get_variable_to_shape_map()
+    assert not any(name.startswith("progress_curve") for name in saved)
+    workdir_at_checkpoint(legacy, tmp_path / "resumed", 5)
+
+    metrics = Trainer(small_config(stream, **overrides), str(tmp_path / "resumed")).run().metrics
+    assert metrics["progressive_auc"] == reference["progressive_auc"]
+    assert metrics["examples"] == reference["examples"] and metrics["steps"] == reference["steps"]
+    curve = metrics["progressive_curve"]["examples"]
+    assert curve == [x for x in reference["progressive_curve"]["examples"] if x > 5 * 64] and curve
