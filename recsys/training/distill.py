@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from recsys.data.features import FeatureSet
 from recsys.data.input import SERIALIZED_KEY
-from recsys.training.task import ModelState, _global_count
+from recsys.training.task import ModelState, _global_count, make_synchronous_step
 
 ONLINE = "online"
 SIGNATURE = "serving_default"
@@ -186,7 +186,7 @@ def _update(state: ModelState, batch: dict[str, tf.Tensor], global_count: tf.Ten
     return logits, loss_sum
 
 
-def replica_distill_step(states: Sequence[ModelState], teacher: SavedModelTeacher | None, batch: dict[str, tf.Tensor],
+def replica_distill_step(states: Sequence[ModelState], batch: dict[str, tf.Tensor], teacher: SavedModelTeacher | None,
                          label: str, spec: DistillSpec):
     """Replica context. `states` = the students (one, or R in replica mode with one order), then the online
     teacher when `teacher` is None.
@@ -223,15 +223,4 @@ def make_distill_train_step(strategy: tf.distribute.Strategy, states: Sequence[M
                             teacher: SavedModelTeacher | None, label: str, spec: DistillSpec,
                             element_spec: Any = None) -> Callable:
     """Like `task.make_train_step`: `batch → (labels [N], [probabilities [N] per state], [mean loss per state])`."""
-
-    @tf.function(input_signature=[element_spec] if element_spec is not None else None)
-    def train_step(batch):
-        labels, probabilities, loss_sums = strategy.run(
-            replica_distill_step, args=(states, teacher, batch, label, spec))
-        labels = strategy.gather(labels, axis=0)
-        probabilities = [strategy.gather(p, axis=0) for p in probabilities]
-        count = tf.maximum(tf.cast(tf.shape(labels)[0], tf.float32), 1.0)
-        losses = [strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) / count for s in loss_sums]
-        return labels, probabilities, losses
-
-    return train_step
+    return make_synchronous_step(strategy, replica_distill_step, (states, teacher, label, spec), element_spec)

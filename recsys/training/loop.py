@@ -289,10 +289,7 @@ class Trainer:
             log_now = step % config.log_every_steps == 0
             done = bool(max_examples) and examples >= max_examples
             if pending is not None and (checkpoint_now or log_now or done or pending.size >= METRICS_CHUNK_EXAMPLES):
-                pending.flush()
-                start_curve = time.perf_counter()
-                self.curve.add(examples, [state.metrics.result() for state in self.states])
-                pending.seconds += time.perf_counter() - start_curve
+                self._flush_metrics(pending, examples)
                 if self.replica_pd is not None and not self.plan.separate_orders:
                     self.replica_pd.flush(examples)
             if self.replica_pd is not None and self.plan.separate_orders and pd_window:
@@ -315,8 +312,7 @@ class Trainer:
                 break
         if pending is not None:
             if pending.size:
-                pending.flush()
-                self.curve.add(examples, [state.metrics.result() for state in self.states])
+                self._flush_metrics(pending, examples)
             if self.replica_pd is not None:
                 # The end of the stream completes the last window; a max_examples cut leaves a window partly
                 # seen, in different examples per replica: only those every replica scored count.
@@ -339,6 +335,14 @@ class Trainer:
         if writer is not None:
             writer.close()
         return self._finish_stream(step, examples, train_seconds)
+
+    def _flush_metrics(self, pending: _PendingMetrics, examples: int) -> None:
+        """Adds the pending predictions to the progressive metrics, then a point to the progress curve (both
+        counted as progressive-validation time)."""
+        pending.flush()
+        start = time.perf_counter()
+        self.curve.add(examples, [state.metrics.result() for state in self.states])
+        pending.seconds += time.perf_counter() - start
 
     def _synchronous_results(self, examples: int) -> Iterator[StepResult]:
         """Per global step of a synchronous strategy: (labels, [probabilities per model], [mean loss per model]).

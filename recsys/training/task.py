@@ -267,10 +267,18 @@ def make_train_step(
     distributed dataset's) fixes the signature, so the final partial batch does not trigger a second trace.
     """
 
+    return make_synchronous_step(strategy, replica_train_step, (states, label, codistill_weight), element_spec)
+
+
+def make_synchronous_step(strategy: tf.distribute.Strategy, replica_fn: Callable, args: tuple,
+                          element_spec: Any = None) -> Callable:
+    """The `tf.function` around `replica_fn(args[0], batch, *args[1:])` (replica context, returning labels,
+    [probabilities], [summed loss]): gathers labels and probabilities to the global batch and turns the summed
+    losses into global means. Shared by `make_train_step` and distillation's step."""
+
     @tf.function(input_signature=[element_spec] if element_spec is not None else None)
     def train_step(batch):
-        labels, probabilities, loss_sums = strategy.run(
-            replica_train_step, args=(states, batch, label, codistill_weight))
+        labels, probabilities, loss_sums = strategy.run(replica_fn, args=(args[0], batch, *args[1:]))
         labels = strategy.gather(labels, axis=0)
         probabilities = [strategy.gather(p, axis=0) for p in probabilities]
         count = tf.maximum(tf.cast(tf.shape(labels)[0], tf.float32), 1.0)
