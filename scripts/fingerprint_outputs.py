@@ -1,0 +1,54 @@
+"""Fingerprints of a run's JSON outputs with the run-dependent fields removed, to check a refactor changed nothing.
+
+    python scripts/fingerprint_outputs.py demo_out /tmp/study_smoke > before.txt
+    ... change the code, rerun the same commands ...
+    python scripts/fingerprint_outputs.py demo_out /tmp/study_smoke | diff before.txt -
+
+Every metrics.json, report.json, results.json, summary.json and features.json under the given folders is printed
+as `<relative path> <sha256>` of its canonical JSON, after dropping keys whose values depend on the machine, the
+clock or the folder (timings, throughput, absolute paths, the commit); `--show` prints the stripped JSON instead.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+
+NAMES = ("metrics.json", "report.json", "results.json", "summary.json", "features.json")
+VOLATILE = re.compile(r"(seconds|per_sec|per_cpu_sec|_time$|^time|created|commit|machine|path|dir$|saved_models|"
+                      r"workdir|^models_scored$|^output$|^input$|^files$|command)")
+
+
+def strip(value):
+    if isinstance(value, dict):
+        return {k: strip(v) for k, v in value.items() if not VOLATILE.search(k)}
+    if isinstance(value, list):
+        return [strip(v) for v in value]
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("roots", nargs="+")
+    parser.add_argument("--show", action="store_true")
+    args = parser.parse_args()
+    for root in args.roots:
+        for folder, dirs, files in sorted(os.walk(root)):
+            dirs.sort()
+            for name in sorted(files):
+                if name not in NAMES:
+                    continue
+                path = os.path.join(folder, name)
+                with open(path) as f:
+                    canonical = json.dumps(strip(json.load(f)), sort_keys=True, indent=1)
+                relative = os.path.join(os.path.basename(os.path.normpath(root)), os.path.relpath(path, root))
+                if args.show:
+                    print(f"== {relative}\n{canonical}")
+                else:
+                    print(relative, hashlib.sha256(canonical.encode()).hexdigest()[:16])
+
+
+if __name__ == "__main__":
+    main()
