@@ -6,7 +6,7 @@
 
 Every metrics.json, report.json, results.json, summary.json and features.json under the given folders is printed
 as `<relative path> <sha256>` of its canonical JSON, after dropping keys whose values depend on the machine, the
-clock or the folder (timings, throughput, absolute paths, the commit); `--show` prints the stripped JSON instead.
+clock or the folder (timings, throughput, the commit), with the folder itself replaced by `<root>` in strings; `--show` prints the stripped JSON instead.
 """
 from __future__ import annotations
 
@@ -18,14 +18,17 @@ import re
 
 NAMES = ("metrics.json", "report.json", "results.json", "summary.json", "features.json")
 VOLATILE = re.compile(r"(seconds|per_sec|per_cpu_sec|_time$|^time|created|commit|machine|path|dir$|saved_models|"
-                      r"workdir|^models_scored$|^output$|^input$|^files$|command)")
+                      r"workdir|^models_scored$|^output$|^input$|^files$|command|_at$)")
 
 
-def strip(value):
+def strip(value, root: str):
+    """`value` without volatile keys, with the output folder in strings replaced by `<root>`."""
     if isinstance(value, dict):
-        return {k: strip(v) for k, v in value.items() if not VOLATILE.search(k)}
+        return {k: strip(v, root) for k, v in value.items() if not VOLATILE.search(k)}
     if isinstance(value, list):
-        return [strip(v) for v in value]
+        return [strip(v, root) for v in value]
+    if isinstance(value, str):
+        return value.replace(root, "<root>")
     return value
 
 
@@ -42,7 +45,7 @@ def main() -> None:
                     continue
                 path = os.path.join(folder, name)
                 with open(path) as f:
-                    canonical = json.dumps(strip(json.load(f)), sort_keys=True, indent=1)
+                    canonical = json.dumps(strip(json.load(f), os.path.abspath(root)), sort_keys=True, indent=1)
                 relative = os.path.join(os.path.basename(os.path.normpath(root)), os.path.relpath(path, root))
                 if args.show:
                     print(f"== {relative}\n{canonical}")
