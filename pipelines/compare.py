@@ -8,22 +8,23 @@ TFRecords in batches through its `serving_default(examples) -> {"probabilities"}
 TensorFlow only; `--predictions=a.npy,b.txt` adds models scored elsewhere (same examples, same order). Labels
 (and the query key) come from `--data` parsed with `features.json` beside it, or from `--labels=<file>`.
 
+The library does the work: `recsys.serving.scorer` loads and scores the SavedModels, `recsys.metrics.comparison`
+reads the data and prediction files and writes the outputs, `recsys.metrics.report` computes the report.
 Writes `<output>/report.json`, `report.md`, `pd_vs_auc.png`, `pd_hist.png` (see docs/compare.md).
 Exit status: 0 ok; 3 when `--max_relative_pd` is given and the mean relative PD over pairs exceeds it (the
 churn gate; a fraction, as in the report); 1 with a one-line message on any error.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
-from typing import Any
 
 import numpy as np
 from absl import app, flags, logging
 
 import recsys  # noqa: F401  (selects tf-keras before TensorFlow is imported anywhere)
 from recsys.data.features import FeatureSet, default_features_path
+from recsys.metrics import comparison
 from recsys.metrics import report as report_lib
 
 FLAGS = flags.FLAGS
@@ -49,191 +50,6 @@ ERROR_EXIT_CODE = 1
 
 class CompareError(Exception):
     """A user-facing problem with the job's inputs; its message is printed as the one-line error."""
-
-
-def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    return tf
-
-
-def _remote(path: str) -> bool:
-    """Paths like gs://... go through tf.io.gfile; local paths use the standard library (no TF import needed)."""
-    return "://" in path
-
-
-def _exists(path: str) -> bool:
-    return _tf().io.gfile.exists(path) if _remote(path) else os.path.exists(path)
-
-
-def _isdir(path: str) -> bool:
-    return _tf().io.gfile.isdir(path) if _remote(path) else os.path.isdir(path)
-
-
-def _open(path: str, mode: str):
-    return _tf().io.gfile.GFile(path, mode) if _remote(path) else open(path, mode)
-
-
-def _makedirs(path: str) -> None:
-    if _remote(path):
-        _tf().io.gfile.makedirs(path)
-    else:
-        os.makedirs(path, exist_ok=True)
-
-
-def resolve_saved_model(path: str) -> str:
-    """The SavedModel directory for a trainer workdir (`<path>/saved_model`) or a SavedModel directory."""
-    if not _isdir(path):
-        raise CompareError(f"--models: model directory not found: {path}")
-    for candidate in (os.path.join(path, "saved_model"), path):
-        if _exists(os.path.join(candidate, "saved_model.pb")):
-            return candidate
-    raise CompareError(
-        f"--models: no SavedModel in {path} (expected {os.path.join(path, 'saved_model', 'saved_model.pb')} "
-        f"or {os.path.join(path, 'saved_model.pb')})"
-    )
-
-
-class SavedModelScorer:
-    """Calls a SavedModel's `serving_default(examples: string[None]) -> {"probabilities": float[None]}`."""
-
-    def __init__(self, path: str):
-        tf = _tf()
-        self.path = path
-        try:
-            self._loaded = tf.saved_model.load(path)
-        except Exception as e:  # TF raises several types for unreadable SavedModels; all mean the same here
-            raise CompareError(f"--models: cannot load SavedModel {path}: {_first_line(e)}") from e
-        signatures = dict(self._loaded.signatures)
-        if "serving_default" not in signatures:
-            raise CompareError(
-                f"--models: SavedModel {path} has no 'serving_default' signature (found: {sorted(signatures)})"
-            )
-        self._signature = signatures["serving_default"]
-        _, inputs = self._signature.structured_input_signature
-        spec = inputs.get("examples")
-        if spec is None or spec.dtype != tf.string or spec.shape.rank != 1:
-            described = {k: f"{v.dtype.name}{v.shape}" for k, v in inputs.items()}
-            raise CompareError(
-                f"--models: SavedModel {path} serving_default must take `examples` (string [None]); "
-                f"it takes {described}"
-            )
-        outputs = self._signature.structured_outputs
-        if "probabilities" not in outputs:
-            raise CompareError(
-                f"--models: SavedModel {path} serving_default must return `probabilities`; "
-                f"it returns {sorted(outputs)}"
-            )
-
-    def __call__(self, serialized) -> np.ndarray:
-        probabilities = self._signature(examples=serialized)["probabilities"].numpy()
-        probabilities = np.asarray(probabilities, dtype=np.float32)
-        if probabilities.ndim == 2 and probabilities.shape[1] == 1:
-            probabilities = probabilities[:, 0]
-        if probabilities.shape != (int(serialized.shape[0]),):
-            raise CompareError(
-                f"--models: SavedModel {self.path} returned probabilities of shape {probabilities.shape} "
-                f"for a batch of {int(serialized.shape[0])} examples (expected [batch])"
-            )
-        return probabilities
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
-
-
-def _data_files(pattern: str) -> list[str]:
-    tf = _tf()
-    files = sorted(tf.io.gfile.glob(pattern))
-    if not files:
-        raise CompareError(f"--data: no files match {pattern}")
-    return files
-
-
-def _dataset(files: list[str], batch_size: int):
-    tf = _tf()
-    # Files are read one after another in sorted name order, so every model (and every --predictions file
-    # produced elsewhere) sees the examples in the same order. Consecutive files of the same compression share
-    # one reader; a change of compression starts the next reader.
-    runs: list[tuple[str, list[str]]] = []
-    for path in files:
-        compression = "GZIP" if path.endswith(".gz") else ""
-        if runs and runs[-1][0] == compression:
-            runs[-1][1].append(path)
-        else:
-            runs.append((compression, [path]))
-    dataset = None
-    for compression, paths in runs:
-        reader = tf.data.TFRecordDataset(paths, compression_type=compression)
-        dataset = reader if dataset is None else dataset.concatenate(reader)
-    return dataset.batch(batch_size).prefetch(2)
-
-
-def score_data(
-    data: str, features: FeatureSet, scorers: list[SavedModelScorer], query_key: str | None, batch_size: int
-) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray]]:
-    """Reads the TFRecords once; returns labels, query ids (or None) and each scorer's predictions."""
-    tf = _tf()
-    spec = {features.label.name: features.parse_spec()[features.label.name]}
-    if query_key is not None:
-        spec[query_key] = features.parse_spec()[query_key]
-    labels, queries, predictions = [], [], [[] for _ in scorers]
-    files = _data_files(data)
-    try:
-        for batch_index, serialized in enumerate(_dataset(files, batch_size)):
-            parsed = tf.io.parse_example(serialized, spec)
-            labels.append(parsed[features.label.name].numpy())
-            if query_key is not None:
-                queries.append(parsed[query_key].numpy())
-            for scorer, out in zip(scorers, predictions, strict=True):
-                out.append(scorer(serialized))
-            if batch_index % 100 == 99:
-                logging.info("scored %d examples", sum(len(b) for b in labels))
-    except tf.errors.OpError as e:
-        raise CompareError(f"--data: cannot read or parse {data}: {_first_line(e)}") from e
-    if not labels:
-        raise CompareError(f"--data: {data} holds no examples")
-    return (
-        np.concatenate(labels),
-        np.concatenate(queries) if query_key is not None else None,
-        [np.concatenate(p) for p in predictions],
-    )
-
-
-def load_column(path: str, what: str) -> np.ndarray:
-    """A 1-D array from a .npy file or a one-column text file."""
-    if not _exists(path):
-        raise CompareError(f"{what}: file not found: {path}")
-    try:
-        if path.endswith(".npy"):
-            with _open(path, "rb") as f:
-                array = np.load(f, allow_pickle=False)
-        else:
-            with _open(path, "r") as f:
-                array = np.loadtxt(f, dtype=np.float64, ndmin=1)
-    except (ValueError, OSError) as e:
-        raise CompareError(f"{what}: cannot read {path}: {_first_line(e)}") from e
-    array = np.squeeze(array)
-    if array.ndim != 1:
-        raise CompareError(f"{what}: {path} must hold one column of numbers; got shape {array.shape}")
-    return array
-
-
-def _model_name(path: str, taken: set[str]) -> str:
-    base = os.path.normpath(path)
-    name = os.path.basename(base)
-    if name == "saved_model":
-        name = os.path.basename(os.path.dirname(base)) or name
-    elif name.startswith("saved_model_"):  # the trainer's replica r >= 1: <workdir>/saved_model_<r>
-        name = f"{os.path.basename(os.path.dirname(base))}_r{name[len('saved_model_'):]}"
-    name = os.path.splitext(name)[0] if not os.path.isdir(path) else name
-    unique, k = name, 2
-    while unique in taken:
-        unique, k = f"{name}_{k}", k + 1
-    taken.add(unique)
-    return unique
 
 
 def _check_flags() -> None:
@@ -275,59 +91,85 @@ def _check_flags() -> None:
             )
 
 
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
+def _load_column(path: str, flag: str):
+    try:
+        return comparison.load_column(path)
+    except comparison.ComparisonInputError as e:
+        raise CompareError(f"{flag}: {e}") from e
+
+
+def _load_features() -> FeatureSet:
+    """features.json of --data (or --features), with --query_key checked against it."""
+    features_path = FLAGS.features or default_features_path(FLAGS.data)
+    try:
+        features = FeatureSet.load(features_path)
+    except (FileNotFoundError, ValueError, KeyError, TypeError) as e:
+        raise CompareError(f"--features: cannot use {features_path}: {comparison.first_line(e)}") from e
+    if FLAGS.query_key:
+        try:
+            features[FLAGS.query_key]
+        except KeyError as e:
+            raise CompareError(
+                f"--query_key={FLAGS.query_key} is not a feature of {features_path}; "
+                f"known: {[f.name for f in features.features]}"
+            ) from e
+    return features
+
+
+def _load_models() -> tuple[list[str], list]:
+    """Each --models entry as its SavedModel folder, and a scorer for it; all are checked before --data is read."""
+    if not FLAGS.models:
+        return [], []
+    from recsys.serving import scorer  # TensorFlow only when there are models
+
+    try:
+        model_dirs = [scorer.resolve_saved_model(path) for path in FLAGS.models]
+        return model_dirs, [scorer.SavedModelScorer(path) for path in model_dirs]
+    except scorer.SavedModelError as e:
+        raise CompareError(f"--models: {e}") from e
+
+
+def _score_data(scorers: list) -> comparison.ScoredRecords:
+    """Labels (and query ids) of --data, and every scorer's predictions on it."""
+    from recsys.serving import scorer
+
+    features = _load_features()
+    logging.info("scoring %d model(s) on %s", len(scorers), FLAGS.data)
+    try:
+        return comparison.score_records(FLAGS.data, features, scorers, FLAGS.query_key, FLAGS.batch_size)
+    except scorer.SavedModelError as e:
+        raise CompareError(f"--models: {e}") from e
+    except comparison.ComparisonInputError as e:
+        raise CompareError(f"--data: {e}") from e
 
 
 def run() -> int:
     """The job; returns the exit status (0, or 3 when the churn gate fails)."""
     _check_flags()
     taken: set[str] = set()
-    model_dirs = [resolve_saved_model(path) for path in FLAGS.models]
-    names = [_model_name(path, taken) for path in FLAGS.models]
-    scorers = [SavedModelScorer(path) for path in model_dirs]
+    model_dirs, scorers = _load_models()
+    names = [comparison.model_name(path, taken) for path in FLAGS.models]
     sources = list(model_dirs)
 
     query_ids = None
     if FLAGS.data:
-        features_path = FLAGS.features or default_features_path(FLAGS.data)
-        try:
-            features = FeatureSet.load(features_path)
-        except (FileNotFoundError, ValueError, KeyError, TypeError) as e:
-            raise CompareError(f"--features: cannot use {features_path}: {_first_line(e)}") from e
-        if FLAGS.query_key:
-            try:
-                features[FLAGS.query_key]
-            except KeyError as e:
-                raise CompareError(
-                    f"--query_key={FLAGS.query_key} is not a feature of {features_path}; "
-                    f"known: {[f.name for f in features.features]}"
-                ) from e
-        logging.info("scoring %d model(s) on %s", len(scorers), FLAGS.data)
-        labels, query_ids, predictions = score_data(FLAGS.data, features, scorers, FLAGS.query_key, FLAGS.batch_size)
+        scored = _score_data(scorers)
+        labels, query_ids, predictions = scored.labels, scored.query_ids, scored.predictions
     else:
-        labels, predictions = load_column(FLAGS.labels, "--labels"), []
+        labels, predictions = _load_column(FLAGS.labels, "--labels"), []
 
     for path in FLAGS.predictions:
-        column = load_column(path, "--predictions")
+        column = _load_column(path, "--predictions")
         if column.size != labels.size:
             raise CompareError(
                 f"--predictions: {path} has {column.size} predictions but the data has {labels.size} examples"
             )
         predictions.append(column)
-        names.append(_model_name(path, taken))
+        names.append(comparison.model_name(path, taken))
         sources.append(path)
 
     try:
-        comparison = report_lib.compare_predictions(
+        result = report_lib.compare_predictions(
             names,
             np.stack(predictions),
             labels,
@@ -340,8 +182,8 @@ def run() -> int:
             top_k=FLAGS.top_k,
         )
     except ValueError as e:
-        raise CompareError(_first_line(e)) from e
-    report = comparison.report
+        raise CompareError(comparison.first_line(e)) from e
+    report = result.report
     for entry, source in zip(report["models"], sources, strict=True):
         entry["source"] = source
     report["settings"].update({"query_key": FLAGS.query_key, "data": FLAGS.data, "labels": FLAGS.labels})
@@ -351,7 +193,7 @@ def run() -> int:
         gate_failed = summary["mean_relative_pd"] > FLAGS.max_relative_pd
         summary["churn_gate"] = {"max_relative_pd": FLAGS.max_relative_pd, "passed": not gate_failed}
 
-    write_outputs(FLAGS.output, comparison)
+    comparison.write_outputs(FLAGS.output, result)
     logging.info("mean relative PD %.4f%% over %d pairs; report in %s",
                  100 * summary["mean_relative_pd"], summary["num_pairs"], FLAGS.output)
     print(f"mean relative PD {summary['mean_relative_pd']:.6f} ({100 * summary['mean_relative_pd']:.3f}%) "
@@ -366,27 +208,6 @@ def run() -> int:
     return 0
 
 
-def write_outputs(output: str, comparison: report_lib.Comparison) -> None:
-    """Writes report.json, report.md, pd_vs_auc.png and pd_hist.png into `output`."""
-    from recsys.plots import pd as pd_plots
-
-    _makedirs(output)
-    report = comparison.report
-    with _open(os.path.join(output, "report.json"), "w") as f:
-        f.write(json.dumps(_json_ready(report), indent=2, allow_nan=False) + "\n")
-    with _open(os.path.join(output, "report.md"), "w") as f:
-        f.write(report_lib.to_markdown(report))
-    key = report_lib.accuracy_key(report)
-    pd_plots.plot_pd_vs_accuracy(
-        report_lib.pd_vs_accuracy_points(report),
-        os.path.join(output, "pd_vs_auc.png"),
-        accuracy_name=key.upper(),
-        baseline_name=report["models"][0]["name"],
-        title=f"PD vs {key.upper()} loss change from {report['models'][0]['name']} (lower-left is better)",
-    )
-    pd_plots.plot_pd_histogram(comparison.histograms, report_lib.HISTOGRAM_EDGES, os.path.join(output, "pd_hist.png"))
-
-
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         print(f"compare: error: unexpected arguments {argv[1:]}", file=sys.stderr)
@@ -397,7 +218,7 @@ def main(argv: list[str]) -> int:
         print(f"compare: error: {e}", file=sys.stderr)
     except Exception as e:  # an entry point turns anything else into one line too; details at --verbosity=1
         logging.debug("compare failed", exc_info=True)
-        print(f"compare: error: {type(e).__name__}: {_first_line(e)}", file=sys.stderr)
+        print(f"compare: error: {type(e).__name__}: {comparison.first_line(e)}", file=sys.stderr)
     return ERROR_EXIT_CODE
 
 

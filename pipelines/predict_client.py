@@ -13,6 +13,7 @@ import time
 from absl import app, flags
 
 import recsys  # noqa: F401  (must precede TensorFlow)
+from recsys.serving import contract
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("server", "localhost:8500", "host:port of the gRPC server.")
@@ -21,7 +22,7 @@ flags.DEFINE_string("data", None, "TFRecord file or glob of serialized tf.Exampl
 flags.DEFINE_integer("batch_size", 16, "Examples per request.")
 flags.DEFINE_integer("max_examples", 20, "Stop after this many examples (0: all).")
 flags.DEFINE_integer("model_version", 0, "Ask for this version (0: the served one).")
-flags.DEFINE_string("signature_name", "serving_default", "Signature to call.")
+flags.DEFINE_string("signature_name", contract.SIGNATURE, "Signature to call.")
 flags.DEFINE_enum("method", "predict", ["predict", "classify", "regress"], "Which PredictionService RPC to use.")
 flags.DEFINE_string("label_key", "label", "int64 feature printed next to the prediction, if present.")
 flags.DEFINE_float("timeout_seconds", 10.0, "Deadline of each request.")
@@ -32,16 +33,12 @@ def read_examples(pattern: str, max_examples: int) -> list[bytes]:
     """Serialized Examples from the files matching `pattern`, in sorted file order."""
     import tensorflow as tf
 
+    from recsys.serving.scorer import serialized_batches
+
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"--data={pattern!r} matches no file")
-    records: list[bytes] = []
-    for path in files:
-        dataset = tf.data.TFRecordDataset(path, compression_type="GZIP" if path.endswith(".gz") else "")
-        for record in dataset.as_numpy_iterator():
-            records.append(record)
-            if max_examples and len(records) >= max_examples:
-                return records
+    records = [record for batch in serialized_batches(files, 4096, max_examples) for record in batch.numpy()]
     if not records:
         raise ValueError(f"--data={pattern!r} holds no records")
     return records
@@ -71,9 +68,10 @@ def request_scores(stub, records: list[bytes]) -> list[float]:
 
     if FLAGS.method == "predict":
         request = spec(predict_pb2.PredictRequest())
-        request.inputs["examples"].CopyFrom(tf.make_tensor_proto(records, dtype=tf.string, shape=[len(records)]))
+        tensor = tf.make_tensor_proto(records, dtype=tf.string, shape=[len(records)])
+        request.inputs[contract.INPUT_KEY].CopyFrom(tensor)
         response = stub.Predict(request, timeout=FLAGS.timeout_seconds)
-        return tf.make_ndarray(response.outputs["probabilities"]).reshape(-1).tolist()
+        return tf.make_ndarray(response.outputs[contract.OUTPUT_KEY]).reshape(-1).tolist()
     examples = [tf.train.Example.FromString(r) for r in records]
     if FLAGS.method == "classify":
         request = spec(classification_pb2.ClassificationRequest())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from recsys.data.features import FeatureSet
+from recsys.serving import contract
 
 
 def export_toy_saved_model(path: str, features: FeatureSet, seed: int = 0, scale: float = 0.3) -> None:
@@ -27,7 +28,7 @@ def export_toy_saved_model(path: str, features: FeatureSet, seed: int = 0, scale
             self.tables = [tf.Variable(rng.normal(0, scale, size).astype("float32")) for _, size in categorical]
             self.bias = tf.Variable(np.float32(-1.0))
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.INPUT_KEY)])
         def serve(self, examples):
             parsed = tf.io.parse_example(examples, spec)
             logit = tf.zeros_like(parsed[features.label.name], dtype=tf.float32) + self.bias
@@ -37,10 +38,10 @@ def export_toy_saved_model(path: str, features: FeatureSet, seed: int = 0, scale
             for (name, size), table in zip(categorical, self.tables, strict=True):
                 ids = tf.clip_by_value(parsed[name], 0, size - 1)
                 logit += tf.gather(table, ids)
-            return {"probabilities": tf.sigmoid(logit)}
+            return {contract.OUTPUT_KEY: tf.sigmoid(logit)}
 
     model = ToyModel()
-    tf.saved_model.save(model, path, signatures={"serving_default": model.serve})
+    tf.saved_model.save(model, path, signatures={contract.SIGNATURE: model.serve})
 
 
 def toy_feature_set(num_numeric: int = 3, vocab_sizes: tuple[int, ...] = (10, 20)) -> FeatureSet:

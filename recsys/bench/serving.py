@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 import recsys  # noqa: F401  (must precede TensorFlow)
+from recsys.serving import contract
 
 LOOPBACK = "127.0.0.1"
 P50_TARGET_MS = 2.0
@@ -161,29 +162,25 @@ class ServerProcess:
 
 
 def read_records(pattern: str, limit: int = 4096) -> list[bytes]:
+    """The first `limit` serialized records of the files matching `pattern`, in sorted file order."""
     import tensorflow as tf
+
+    from recsys.serving.scorer import serialized_batches
 
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"--data={pattern!r} matches no file")
-    records = []
-    for path in files:
-        compression = "GZIP" if path.endswith(".gz") else ""
-        for record in tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator():
-            records.append(record)
-            if len(records) >= limit:
-                return records
-    return records
+    return [record for batch in serialized_batches(files, limit, limit) for record in batch.numpy()]
 
 
 def predict_request(model_name: str, records: Sequence[bytes]):
-    """A PredictRequest for the serving contract (`examples`: DT_STRING [n])."""
+    """A PredictRequest for the serving contract (`examples`: DT_STRING [n], default signature)."""
     from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
     from tensorflow_serving.apis import predict_pb2
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
-    request.inputs["examples"].CopyFrom(tensor_pb2.TensorProto(
+    request.inputs[contract.INPUT_KEY].CopyFrom(tensor_pb2.TensorProto(
         dtype=types_pb2.DT_STRING, string_val=list(records),
         tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(records))]),
     ))
@@ -327,13 +324,15 @@ def _in_process_rows(model_path: str, records: Sequence[bytes], requests: int) -
     """The signature called directly in this process: the floor under the server's latency."""
     import tensorflow as tf
 
-    signature = tf.saved_model.load(model_path).signatures["serving_default"]
+    from recsys.serving.scorer import load_serving_signature
+
+    loaded, signature = load_serving_signature(model_path)  # `loaded` owns the variables while we call it
     rows = []
     for batch in (1, 64):
         inputs = [[records[(i * batch + j) % len(records)] for j in range(batch)] for i in range(32)]
 
         def send(i: int, inputs=inputs) -> None:
-            signature(examples=tf.constant(inputs[i % len(inputs)]))
+            signature(**{contract.INPUT_KEY: tf.constant(inputs[i % len(inputs)])})
 
         run_load(send, 1, min(200, requests), 60)
         rows.append(_row("in-process signature call", 1, batch, run_load(send, 1, requests, 60)))

@@ -31,8 +31,8 @@ import tensorflow as tf
 from absl import logging
 from google.protobuf import json_format
 
+from recsys.serving.contract import SIGNATURE
 from recsys.serving.server import (
-    DEFAULT_SIGNATURE,
     ModelManager,
     Servable,
     ServingError,
@@ -167,7 +167,7 @@ def _column_inputs(inputs: Any, signature: Signature) -> dict:
 def predict_json(servable: Servable, body: Any) -> dict:
     """Answers a `:predict` body in TF Serving's row (`instances`) or columnar (`inputs`) format."""
     body = _require_object(body)
-    signature = servable.signature(body.get("signature_name", DEFAULT_SIGNATURE))
+    signature = servable.signature(body.get("signature_name", SIGNATURE))
     if ("instances" in body) == ("inputs" in body):
         raise invalid_argument("The request must have exactly one of 'instances' (row format) or 'inputs' "
                                f"(columnar format); received keys {sorted(body)}")

@@ -47,11 +47,10 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from recsys.serving.contract import ASSETS_EXTRA, OUTPUT_KEY, SIGNATURE
 from recsys.serving.versions import Candidate, VersionScanner, VersionWatcher
 
-DEFAULT_SIGNATURE = "serving_default"
-PROBABILITIES = "probabilities"
-WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+WARMUP_FILE = f"{ASSETS_EXTRA}/tf_serving_warmup_requests"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 
@@ -205,13 +204,13 @@ class Signature:
 
     def score_output(self) -> str:
         """`probabilities`, or the only output: the per-example score used by Classify/Regress."""
-        if PROBABILITIES in self.outputs:
-            return PROBABILITIES
+        if OUTPUT_KEY in self.outputs:
+            return OUTPUT_KEY
         if len(self.outputs) == 1:
             return next(iter(self.outputs))
         raise invalid_argument(
             f"Signature {self.name!r} has outputs {sorted(self.outputs)}; Classify/Regress need an output "
-            f"named {PROBABILITIES!r} or a single output"
+            f"named {OUTPUT_KEY!r} or a single output"
         )
 
 
@@ -247,7 +246,7 @@ class Servable:
         return servable
 
     def signature(self, signature_name: str) -> Signature:
-        key = signature_name or DEFAULT_SIGNATURE
+        key = signature_name or SIGNATURE
         try:
             return self.signatures[key]
         except KeyError:
@@ -362,7 +361,7 @@ class Servable:
                 replayed += 1
             logging.info("Replayed %d warm-up requests for version %d.", replayed, self.version)
             return
-        signature = self.signatures.get(DEFAULT_SIGNATURE)
+        signature = self.signatures.get(SIGNATURE)
         if signature is None or not all(s.dtype == tf.string and s.shape.rank == 1 for s in signature.inputs.values()):
             return
         try:
@@ -538,7 +537,7 @@ class ModelManager:
 
 
 def _spec_proto(servable: Servable, signature_name: str) -> model_pb2.ModelSpec:
-    spec = model_pb2.ModelSpec(name=servable.name, signature_name=signature_name or DEFAULT_SIGNATURE)
+    spec = model_pb2.ModelSpec(name=servable.name, signature_name=signature_name or SIGNATURE)
     spec.version.value = servable.version
     return spec
 

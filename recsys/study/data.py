@@ -15,7 +15,7 @@ The data jobs run as subprocesses through their command-line contracts: Beam and
 memory and threads in their own process, and their outputs are exactly what a user running them gets.
 
 `EvalSet` reads the held-out records once (serialized, in file order) and scores any SavedModel on them
-through its `serving_default(examples) -> probabilities` signature, with plain TensorFlow.
+with `recsys.serving.scorer` (the serving contract, plain TensorFlow).
 """
 from __future__ import annotations
 
@@ -156,16 +156,14 @@ class EvalSet:
     def __init__(self, files: tuple[str, ...], features_path: str, max_examples: int = 0, batch_size: int = 8192):
         import tensorflow as tf
 
+        from recsys.serving.scorer import serialized_batches
+
         features = FeatureSet.load(features_path)
         label = features.label.name
         spec = {label: features.parse_spec()[label]}
-        compression = "GZIP" if all(f.endswith(".gz") for f in files) else ""
-        dataset = tf.data.TFRecordDataset(list(files), compression_type=compression)
-        if max_examples > 0:
-            dataset = dataset.take(max_examples)
         self.batches: list[Any] = []
         labels = []
-        for serialized in dataset.batch(batch_size):
+        for serialized in serialized_batches(files, batch_size, max_examples):
             self.batches.append(serialized)
             labels.append(tf.io.parse_example(serialized, spec)[label].numpy().reshape(-1))
         if not labels:
@@ -181,16 +179,15 @@ class EvalSet:
         return int(self.labels.size)
 
     def score(self, saved_model: str) -> np.ndarray:
-        """The model's probabilities for every held-out example, in file order (float64)."""
-        import tensorflow as tf
+        """The model's probabilities for every held-out example, in file order (float64).
 
-        loaded = tf.saved_model.load(saved_model)
-        signature = loaded.signatures["serving_default"]
-        out = [np.asarray(signature(examples=batch)["probabilities"].numpy(), np.float64).reshape(-1)
-               for batch in self.batches]
-        del signature, loaded
+        Raises:
+          SavedModelError (a ValueError): the folder breaks the serving contract (`recsys.serving.scorer`).
+        """
+        from recsys.serving.scorer import SavedModelScorer
+
+        scorer = SavedModelScorer(saved_model)
+        out = [np.asarray(scorer(batch), np.float64) for batch in self.batches]
+        del scorer  # the loaded model's memory goes before the next model loads
         gc.collect()
-        probabilities = np.concatenate(out)
-        if probabilities.size != self.size:
-            raise ValueError(f"{saved_model} returned {probabilities.size} probabilities for {self.size} examples")
-        return probabilities
+        return np.concatenate(out)

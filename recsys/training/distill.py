@@ -28,8 +28,6 @@ later in the same window.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,12 +35,10 @@ import tensorflow as tf
 
 from recsys.data.features import FeatureSet
 from recsys.data.input import SERIALIZED_KEY
+from recsys.serving import contract, scorer
 from recsys.training.task import ModelState, _global_count, make_synchronous_step
 
 ONLINE = "online"
-SIGNATURE = "serving_default"
-INPUT_KEY = "examples"
-OUTPUT_KEY = "probabilities"
 # Teacher probabilities are clipped to [EPSILON, 1 − EPSILON] before turning them into logits.
 EPSILON = 1e-7
 
@@ -100,6 +96,9 @@ def distillation_loss(
 class SavedModelTeacher:
     """A frozen teacher loaded from a SavedModel folder; `logits(serialized)` scores a batch of records.
 
+    Loading and the contract checks are `recsys.serving.scorer`'s; the signature itself is called inside the
+    traced train step, on the batch's serialized records.
+
     Raises (constructor):
       ValueError: the folder is not a SavedModel, has no `serving_default` taking `examples` (string) and
         returning `probabilities`, or its features.json (assets.extra/) does not match the training data's.
@@ -108,28 +107,16 @@ class SavedModelTeacher:
     def __init__(self, path: str, features: FeatureSet):
         self.path = path
         try:
-            loaded = tf.saved_model.load(path)
-        except (OSError, ValueError, tf.errors.OpError) as e:
-            raise ValueError(f"`config.distill.teacher` {path!r} is not a loadable SavedModel: "
-                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-        signatures = dict(loaded.signatures)
-        if SIGNATURE not in signatures:
-            raise ValueError(f"Teacher SavedModel {path!r} has no {SIGNATURE!r} signature (has {sorted(signatures)})")
-        function = signatures[SIGNATURE]
-        inputs = function.structured_input_signature[1]
-        if set(inputs) != {INPUT_KEY} or inputs[INPUT_KEY].dtype != tf.string:
-            raise ValueError(f"Teacher SavedModel {path!r}: {SIGNATURE!r} must take one string input {INPUT_KEY!r}. "
-                             f"Received inputs: {inputs}")
-        if OUTPUT_KEY not in function.structured_outputs:
-            raise ValueError(f"Teacher SavedModel {path!r}: {SIGNATURE!r} must return {OUTPUT_KEY!r}. "
-                             f"Received outputs: {sorted(function.structured_outputs)}")
-        _check_teacher_features(path, features)
+            loaded, function = scorer.load_serving_signature(path)
+            scorer.check_features(path, features)
+        except scorer.SavedModelError as e:
+            raise ValueError(f"`config.distill.teacher`: {e}") from None
         self._loaded = loaded  # keeps the function's variables alive
         self._function = function
 
     def logits(self, serialized: tf.Tensor) -> tf.Tensor:
         """log(p / (1 − p)) of the teacher's clipped probabilities p for serialized examples [n]."""
-        p = tf.cast(self._function(**{INPUT_KEY: serialized})[OUTPUT_KEY], tf.float32)
+        p = tf.cast(self._function(**{contract.INPUT_KEY: serialized})[contract.OUTPUT_KEY], tf.float32)
         p = tf.clip_by_value(tf.reshape(p, [-1]), EPSILON, 1.0 - EPSILON)
         return tf.math.log(p) - tf.math.log1p(-p)
 
@@ -144,27 +131,6 @@ class SavedModelTeacher:
         if logits.shape[0] != serialized.shape[0]:
             raise ValueError(f"Teacher SavedModel {self.path!r} returned {logits.shape[0]} probabilities for "
                              f"{serialized.shape[0]} examples")
-
-
-def _check_teacher_features(path: str, features: FeatureSet) -> None:
-    """The trainer exports features.json beside the model: every feature it names must match the data's."""
-    teacher_features = os.path.join(path, "assets.extra", "features.json")
-    if not tf.io.gfile.exists(teacher_features):
-        return
-    with tf.io.gfile.GFile(teacher_features) as f:
-        teacher = FeatureSet.from_json(json.load(f))
-    data = {f.name: f for f in features.features}
-    problems = []
-    for feature in teacher.features:
-        if feature.role in ("label", "time"):
-            continue
-        if feature.name not in data:
-            problems.append(f"{feature.name} is not in the training data")
-        elif (data[feature.name].type, data[feature.name].vocab_size) != (feature.type, feature.vocab_size):
-            problems.append(f"{feature.name} is {feature.type} vocab {feature.vocab_size} in the teacher, "
-                            f"{data[feature.name].type} vocab {data[feature.name].vocab_size} in the data")
-    if problems:
-        raise ValueError(f"Teacher SavedModel {path!r} was trained on other features: {'; '.join(problems)}")
 
 
 def _update(state: ModelState, batch: dict[str, tf.Tensor], global_count: tf.Tensor,

@@ -1,9 +1,9 @@
 """Exports a trained CTR model as a SavedModel that needs only TensorFlow to load.
 
-Contract (docs/training.md): `serving_default(examples: string[None])` → `{"probabilities": float32[None]}`,
-where `examples` are serialized `tf.train.Example`s carrying the model's input features (the label, if present,
-is ignored). A missing numeric feature reads as 0.0 and a missing categorical as id 0 (the missing/OOV id of
-`features.json`), as the preprocessing job writes them.
+Contract (docs/training.md; its names live in `recsys.serving.contract`): `serving_default(examples:
+string[None])` → `{"probabilities": float32[None]}`, where `examples` are serialized `tf.train.Example`s carrying
+the model's input features (the label, if present, is ignored). A missing numeric feature reads as 0.0 and a
+missing categorical as id 0 (the missing/OOV id of `features.json`), as the preprocessing job writes them.
 
 The exported function is traced from the serving form of the model (`CTRModel.serving_copy`: weight norm folded
 into plain kernels) and saved from a plain `tf.Module` that holds only variables, not Keras layers: custom
@@ -19,10 +19,7 @@ import tensorflow as tf
 
 from recsys.data.features import FeatureSet
 from recsys.model.ctr import CTRModel
-
-SIGNATURE = "serving_default"
-INPUT_KEY = "examples"
-OUTPUT_KEY = "probabilities"
+from recsys.serving import contract
 
 
 class ServingModule(tf.Module):
@@ -36,9 +33,9 @@ class ServingModule(tf.Module):
         # A closure, so the module tracks the variables but not the Keras layers that use them.
         def score(examples: tf.Tensor) -> dict[str, tf.Tensor]:
             parsed = tf.io.parse_example(examples, spec)
-            return {OUTPUT_KEY: tf.sigmoid(model(parsed, training=False))}
+            return {contract.OUTPUT_KEY: tf.sigmoid(model(parsed, training=False))}
 
-        self.serve = tf.function(score, input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
+        self.serve = tf.function(score, input_signature=[tf.TensorSpec([None], tf.string, name=contract.INPUT_KEY)])
 
 
 def serving_parse_spec(model: CTRModel, features: FeatureSet) -> dict[str, tf.io.FixedLenFeature]:
@@ -66,11 +63,11 @@ def export_saved_model(model: CTRModel, features: FeatureSet, path: str, extra_f
     module = ServingModule(model.serving_copy(), features)
     tmp = f"{path.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        tf.saved_model.save(module, tmp, signatures={SIGNATURE: module.serve})
+        tf.saved_model.save(module, tmp, signatures={contract.SIGNATURE: module.serve})
         if extra_files:
-            os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+            os.makedirs(os.path.join(tmp, contract.ASSETS_EXTRA), exist_ok=True)
             for name, text in extra_files.items():
-                with open(os.path.join(tmp, "assets.extra", name), "w") as f:
+                with open(os.path.join(tmp, contract.ASSETS_EXTRA, name), "w") as f:
                     f.write(text)
         os.rename(tmp, path)
     finally:

@@ -187,14 +187,3 @@ def test_data_that_does_not_parse_fails_cleanly(workspace):
                          f"--output={root / 'bad_data_out'}")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert last_line(result.stderr).startswith("compare: error: --data: cannot read or parse")
-
-
-def test_model_names_follow_the_trainer_workdir_layout(tmp_path):
-    from pipelines.compare import _model_name
-
-    taken: set[str] = set()
-    for sub in ("relu", "relu/saved_model", "relu/saved_model_1", "smelu/saved_model_1"):
-        (tmp_path / sub).mkdir(parents=True, exist_ok=True)
-    names = [_model_name(str(tmp_path / sub), taken) for sub in
-             ("relu", "relu/saved_model", "relu/saved_model_1", "smelu/saved_model_1")]
-    assert names == ["relu", "relu_2", "relu_r1", "smelu_r1"]

@@ -1,0 +1,200 @@
+"""The comparator's inputs and outputs around `report.compare_predictions` (docs/compare.md).
+
+- `score_records`: reads TFRecords once, in sorted file order; returns the labels, the optional query ids and
+  every SavedModel's predictions (`recsys.serving.scorer`).
+- `load_column`: predictions or labels from another system (`.npy` or one-column text).
+- `model_name`: a report name from a trainer workdir, SavedModel folder or prediction file.
+- `write_outputs`: report.json, report.md and the two figures.
+
+Paths with a scheme (gs://...) go through `tf.io.gfile`; local paths use the standard library, so comparing
+prediction files needs no TensorFlow. Problems with an input raise `ComparisonInputError`; problems with a
+SavedModel raise `recsys.serving.scorer.SavedModelError`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from absl import logging
+
+from recsys.data.features import FeatureSet
+from recsys.metrics import report as report_lib
+from recsys.serving import contract
+
+
+class ComparisonInputError(ValueError):
+    """Data, labels or predictions that cannot be read or used; the message names the file or glob."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoredRecords:
+    """What `score_records` read: labels [N], query ids [N] (or None) and one prediction array [N] per model."""
+
+    labels: np.ndarray
+    query_ids: np.ndarray | None
+    predictions: list[np.ndarray]
+
+
+def _tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf
+
+
+def _remote(path: str) -> bool:
+    return "://" in path
+
+
+def _exists(path: str) -> bool:
+    return _tf().io.gfile.exists(path) if _remote(path) else os.path.exists(path)
+
+
+def _open(path: str, mode: str):
+    return _tf().io.gfile.GFile(path, mode) if _remote(path) else open(path, mode)
+
+
+def _makedirs(path: str) -> None:
+    if _remote(path):
+        _tf().io.gfile.makedirs(path)
+    else:
+        os.makedirs(path, exist_ok=True)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (TensorFlow's run to many lines), or its type name."""
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
+def score_records(
+    data: str,
+    features: FeatureSet,
+    scorers: Sequence[Callable[[Any], np.ndarray]],
+    query_key: str | None,
+    batch_size: int,
+) -> ScoredRecords:
+    """Reads the TFRecords of glob `data` once; returns labels, query ids and each scorer's predictions.
+
+    Files are read in sorted name order (`recsys.data.input.list_files`), the records of each file in file
+    order, so every model (and every prediction file made elsewhere) sees the examples in one order. Scorers
+    are `recsys.serving.scorer.SavedModelScorer`s; their predictions are kept as float32.
+
+    Raises:
+      ComparisonInputError: no file matches, the records cannot be read or parsed, or there are none.
+      SavedModelError: a model's output breaks the serving contract.
+    """
+    tf = _tf()
+    from recsys.data.input import list_files
+    from recsys.serving.scorer import serialized_batches
+
+    parse_spec = features.parse_spec()
+    spec = {features.label.name: parse_spec[features.label.name]}
+    if query_key is not None:
+        spec[query_key] = parse_spec[query_key]
+    try:
+        files = list_files(data)
+    except FileNotFoundError as e:
+        raise ComparisonInputError(f"no files match {data}") from e
+    labels, queries, predictions = [], [], [[] for _ in scorers]
+    try:
+        for batch_index, serialized in enumerate(serialized_batches(files, batch_size)):
+            parsed = tf.io.parse_example(serialized, spec)
+            labels.append(parsed[features.label.name].numpy())
+            if query_key is not None:
+                queries.append(parsed[query_key].numpy())
+            for scorer, out in zip(scorers, predictions, strict=True):
+                out.append(np.asarray(scorer(serialized), dtype=np.float32))
+            if batch_index % 100 == 99:
+                logging.info("scored %d examples", sum(len(b) for b in labels))
+    except tf.errors.OpError as e:
+        raise ComparisonInputError(f"cannot read or parse {data}: {first_line(e)}") from e
+    if not labels:
+        raise ComparisonInputError(f"{data} holds no examples")
+    return ScoredRecords(
+        np.concatenate(labels),
+        np.concatenate(queries) if query_key is not None else None,
+        [np.concatenate(p) for p in predictions],
+    )
+
+
+def load_column(path: str) -> np.ndarray:
+    """A 1-D array from a .npy file or a one-column text file.
+
+    Raises:
+      ComparisonInputError: the file is missing, unreadable, or not one column of numbers.
+    """
+    if not _exists(path):
+        raise ComparisonInputError(f"file not found: {path}")
+    try:
+        if path.endswith(".npy"):
+            with _open(path, "rb") as f:
+                array = np.load(f, allow_pickle=False)
+        else:
+            with _open(path, "r") as f:
+                array = np.loadtxt(f, dtype=np.float64, ndmin=1)
+    except (ValueError, OSError) as e:
+        raise ComparisonInputError(f"cannot read {path}: {first_line(e)}") from e
+    array = np.squeeze(array)
+    if array.ndim != 1:
+        raise ComparisonInputError(f"{path} must hold one column of numbers; got shape {array.shape}")
+    return array
+
+
+def model_name(path: str, taken: set[str]) -> str:
+    """The report name of a model at `path`, unique among `taken` (to which it is added).
+
+    A trainer workdir or its `saved_model/` gives the workdir's name; the trainer's replica r >= 1
+    (`<workdir>/saved_model_<r>`) gives `<workdir>_r<r>`; a file gives its name without extension. Repeated
+    names get `_2`, `_3`, ...
+    """
+    base = os.path.normpath(path)
+    name = os.path.basename(base)
+    replica_prefix = f"{contract.WORKDIR_SAVED_MODEL}_"
+    if name == contract.WORKDIR_SAVED_MODEL:
+        name = os.path.basename(os.path.dirname(base)) or name
+    elif name.startswith(replica_prefix):
+        name = f"{os.path.basename(os.path.dirname(base))}_r{name[len(replica_prefix):]}"
+    name = os.path.splitext(name)[0] if not os.path.isdir(path) else name
+    unique, k = name, 2
+    while unique in taken:
+        unique, k = f"{name}_{k}", k + 1
+    taken.add(unique)
+    return unique
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def write_outputs(output: str, comparison: report_lib.Comparison) -> None:
+    """Writes report.json, report.md, pd_vs_auc.png and pd_hist.png into `output` (created if missing)."""
+    from recsys.plots import pd as pd_plots
+
+    _makedirs(output)
+    report = comparison.report
+    with _open(os.path.join(output, "report.json"), "w") as f:
+        f.write(json.dumps(_json_ready(report), indent=2, allow_nan=False) + "\n")
+    with _open(os.path.join(output, "report.md"), "w") as f:
+        f.write(report_lib.to_markdown(report))
+    key = report_lib.accuracy_key(report)
+    pd_plots.plot_pd_vs_accuracy(
+        report_lib.pd_vs_accuracy_points(report),
+        os.path.join(output, "pd_vs_auc.png"),
+        accuracy_name=key.upper(),
+        baseline_name=report["models"][0]["name"],
+        title=f"PD vs {key.upper()} loss change from {report['models'][0]['name']} (lower-left is better)",
+    )
+    pd_plots.plot_pd_histogram(comparison.histograms, report_lib.HISTOGRAM_EDGES, os.path.join(output, "pd_hist.png"))
