@@ -5,8 +5,9 @@
     python scripts/fingerprint_outputs.py demo_out /tmp/study_smoke | diff before.txt -
 
 Every metrics.json, report.json, results.json, summary.json and features.json under the given folders is printed
-as `<relative path> <sha256>` of its canonical JSON, after dropping keys whose values depend on the machine, the
-clock or the folder (timings, throughput, the commit), with the folder itself replaced by `<root>` in strings; `--show` prints the stripped JSON instead.
+as `<relative path> <sha256>` of its canonical JSON, after dropping keys whose values depend on the machine or
+the clock (timings, throughput, the commit) and replacing the folder itself by `<root>` in strings; `--show`
+prints the stripped JSON instead.
 """
 from __future__ import annotations
 

@@ -105,6 +105,20 @@ def auc_from_histograms(positive_counts: np.ndarray, negative_counts: np.ndarray
     return numerator / (2 * total_pos * total_neg)
 
 
+def auc_loss_change_pct(auc: float | None, baseline_auc: float | None) -> float | None:
+    """100·(L − L_baseline)/L_baseline with AUC loss L = 1 − AUC (or PQAUC): negative means more accurate.
+
+    The y axis of the paper's Fig. 4 (loss change in % from a ReLU baseline). None when either value is unknown
+    or the baseline is perfect (no loss to compare with).
+    """
+    if auc is None or baseline_auc is None:
+        return None
+    baseline_loss = 1.0 - float(baseline_auc)
+    if baseline_loss <= 0.0:
+        return None
+    return 100.0 * ((1.0 - float(auc)) - baseline_loss) / baseline_loss
+
+
 def logloss_terms(labels, predictions, eps: float = LOGLOSS_EPSILON) -> np.ndarray:
     """Per-example cross-entropy −[y·log p + (1 − y)·log(1 − p)], p clipped to [eps, 1 − eps]."""
     y, p = _labels_and_predictions(labels, predictions)

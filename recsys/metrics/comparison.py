@@ -190,11 +190,12 @@ def write_outputs(output: str, comparison: report_lib.Comparison) -> None:
     with _open(os.path.join(output, "report.md"), "w") as f:
         f.write(report_lib.to_markdown(report))
     key = report_lib.accuracy_key(report)
-    pd_plots.plot_pd_vs_accuracy(
+    baseline = report["models"][0]["name"]
+    panel = pd_plots.comparison_panel(
         report_lib.pd_vs_accuracy_points(report),
-        os.path.join(output, "pd_vs_auc.png"),
-        accuracy_name=key.upper(),
-        baseline_name=report["models"][0]["name"],
-        title=f"PD vs {key.upper()} loss change from {report['models'][0]['name']} (lower-left is better)",
+        title=f"PD vs {key.upper()} loss change from {baseline} (lower-left is better)",
+        baseline_name=baseline,
     )
+    pd_plots.plot_pd_vs_accuracy([panel], os.path.join(output, "pd_vs_auc.png"),
+                                 ylabel=f"{key.upper()} loss change vs baseline (%)")
     pd_plots.plot_pd_histogram(comparison.histograms, report_lib.HISTOGRAM_EDGES, os.path.join(output, "pd_hist.png"))

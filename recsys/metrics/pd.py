@@ -9,6 +9,9 @@ bootstrap intervals, histograms and the streaming accumulators reuse exactly the
 """
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
 from recsys.metrics import validation
@@ -69,6 +72,23 @@ def absolute_pd_terms(p1, p2) -> np.ndarray:
 def absolute_pd(p1, p2) -> float:
     """Absolute prediction difference (1/T) Σ_t |p_t1 − p_t2|, a fraction in [0, 1]."""
     return float(np.mean(absolute_pd_terms(p1, p2)))
+
+
+def all_pairs(count: int) -> list[tuple[int, int]]:
+    """Every unordered pair (i, j), i < j, of `count` models, in lexicographic order."""
+    return list(itertools.combinations(range(count), 2))
+
+
+def pair_terms(
+    predictions: np.ndarray,
+    pairs: Sequence[tuple[int, int]],
+    terms: Callable[[np.ndarray, np.ndarray], np.ndarray] = relative_pd_terms,
+) -> np.ndarray:
+    """[P, T] per-example `terms` (default: relative PD, eq. 2) of each pair (i, j) of rows of `predictions`.
+
+    `predictions` is [M, T] (or a block of its columns, so that bootstrap passes can work chunk by chunk).
+    """
+    return np.stack([terms(predictions[i], predictions[j]) for i, j in pairs])
 
 
 def per_example_std(predictions, relative: bool = False, threshold: float = PD_ZERO_THRESHOLD) -> np.ndarray:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from itertools import combinations
 from typing import Any
 
 import numpy as np
@@ -78,13 +77,13 @@ BOOTSTRAP_CHUNK = 16_384
 
 def _pd_term_chunks(predictions: np.ndarray, index_pairs: list[tuple[int, int]]):
     """Yields [2·pairs + 2, c] blocks: each pair's relative and absolute PD terms, then their means over pairs."""
-    for start in range(0, predictions.shape[1], BOOTSTRAP_CHUNK):
-        block = predictions[:, start:start + BOOTSTRAP_CHUNK]
-        rows = []
-        for i, j in index_pairs:
-            rows += [pd.relative_pd_terms(block[i], block[j]), pd.absolute_pd_terms(block[i], block[j])]
-        rows += [np.mean(rows[0::2], axis=0), np.mean(rows[1::2], axis=0)]
-        yield np.stack(rows)
+    for block in bootstrap.column_chunks(predictions, BOOTSTRAP_CHUNK):
+        relative = pd.pair_terms(block, index_pairs, pd.relative_pd_terms)
+        absolute = pd.pair_terms(block, index_pairs, pd.absolute_pd_terms)
+        rows = np.empty((2 * len(index_pairs) + 2, block.shape[1]))
+        rows[0:-2:2], rows[1:-2:2] = relative, absolute
+        rows[-2], rows[-1] = relative.mean(axis=0), absolute.mean(axis=0)
+        yield rows
 
 
 def _pair_metrics(
@@ -97,7 +96,7 @@ def _pair_metrics(
     pairs = []
     mean_relative = np.zeros(predictions.shape[1])
     mean_absolute = np.zeros(predictions.shape[1])
-    index_pairs = list(combinations(range(len(names)), 2))
+    index_pairs = pd.all_pairs(len(names))
     for i, j in index_pairs:
         a, b = predictions[i], predictions[j]
         relative = pd.relative_pd_terms(a, b)
@@ -276,10 +275,9 @@ def pd_vs_accuracy_points(report: dict[str, Any]) -> list[dict[str, Any]]:
     def add(entries: list[dict[str, Any]], pairs: list[dict[str, Any]], kind: str) -> None:
         for entry in entries:
             own = [p["relative_pd"] for p in pairs if entry["name"] in (p["a"], p["b"])]
-            value = entry.get(key)
-            if not own or value is None or baseline is None or baseline >= 1.0:
+            change = accuracy.auc_loss_change_pct(entry.get(key), baseline)
+            if not own or change is None:
                 continue
-            change = 100.0 * ((1.0 - value) - (1.0 - baseline)) / (1.0 - baseline)
             points.append({"name": entry["name"], "kind": kind, "relative_pd": float(np.mean(own)),
                            "loss_change_pct": change})
 

@@ -1,70 +1,126 @@
 """Figures of prediction difference: the PD–accuracy plane (the paper's Fig. 4) and PD histograms.
 
 Reference: Shamir & Lin 2022 (arXiv:2202.06499), Fig. 4 plots PD in % against PQAUC loss change in % from
-a ReLU baseline, one point per configuration. Both functions write a PNG and need no display (Agg backend).
+a ReLU baseline, one point per configuration. `plot_pd_vs_accuracy` draws that plane for the comparator
+(`comparison_panel`) and the study (`recsys.plots.study.study_panels`) alike. Figures are written as PNG
+without a display (Agg backend).
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from recsys.plots import figures
+
+#: Comparator point kinds → marker.
 _MARKERS = {"model": "o", "ensemble": "s", "baseline": "*"}
 
 
-def _pyplot():
-    import matplotlib
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One configuration in the plane: relative PD (fraction) and loss change in %, drawn as `marker`."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    relative_pd: float
+    loss_change_pct: float
+    label: str = ""
+    marker: str = "o"
+    size: float = 45.0
+    #: The relative PD's interval (fractions), drawn as a horizontal bar.
+    ci: tuple[float, float] | None = None
 
-    return plt
+
+@dataclasses.dataclass(frozen=True)
+class Series:
+    """Points drawn in one colour under one legend name; `joined` draws a line through them in order."""
+
+    name: str
+    color: str
+    points: Sequence[Point]
+    joined: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Panel:
+    title: str
+    series: Sequence[Series]
 
 
 def plot_pd_vs_accuracy(
-    points: Sequence[Mapping[str, Any]],
+    panels: Sequence[Panel],
     path: str,
-    accuracy_name: str = "AUC",
-    baseline_name: str | None = None,
+    *,
+    ylabel: str,
     title: str | None = None,
+    panel_size: tuple[float, float] = (7.0, 5.0),
+    x_margin: float = 1.25,
+    legend_min_series: int = 2,
+    empty_text: str = "",
 ) -> None:
-    """Scatter of points {name, relative_pd (fraction), loss_change_pct, kind?, group?} in the Fig. 4 plane.
+    """Writes a row of PD–accuracy panels to `path`: x = relative PD in %, y = loss change in % (`ylabel`).
 
-    x = relative PD in %, y = `accuracy_name` loss change in % vs the baseline (lower is better on both axes,
-    so the best corner is bottom-left). `kind` ("model" | "ensemble") picks the marker; points sharing a
-    `group` share a colour and are joined by a line in the given order (e.g. one line per activation over β).
+    Lower is better on both axes, so the best corner is bottom-left; the dashed line is the baseline's accuracy.
+    Each panel's x axis runs from 0 to `x_margin` times its largest PD (or interval end). A panel shows a legend
+    when it has at least `legend_min_series` series; `title` goes above all panels, `empty_text` (if any) into
+    the first.
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.0, 5.0), dpi=120)
+    fig, axes = figures.panel_row(max(len(panels), 1), panel_size)
+    for ax, panel in zip(axes, panels, strict=False):
+        _draw_panel(ax, panel, ylabel, x_margin, legend_min_series)
+    figures.save(fig, path, suptitle=title, empty_text=empty_text)
+
+
+def _draw_panel(ax, panel: Panel, ylabel: str, x_margin: float, legend_min_series: int) -> None:
+    right = 0.0
+    for series in panel.series:
+        xs = [100.0 * p.relative_pd for p in series.points]
+        ys = [p.loss_change_pct for p in series.points]
+        if series.joined and len(xs) > 1:
+            ax.plot(xs, ys, "-", color=series.color, alpha=0.7, zorder=2)
+        for point, x, y in zip(series.points, xs, ys, strict=True):
+            if point.ci:
+                ax.errorbar([x], [y], xerr=[[x - 100.0 * point.ci[0]], [100.0 * point.ci[1] - x]], fmt="none",
+                            ecolor=series.color, alpha=0.35, capsize=2, zorder=1)
+            ax.scatter([x], [y], marker=point.marker, s=point.size, color=series.color, edgecolors="black",
+                       linewidths=0.5, zorder=3)
+            if point.label:
+                ax.annotate(point.label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            right = max(right, 100.0 * (point.ci[1] if point.ci else point.relative_pd))
+        if series.points:
+            ax.plot([], [], "-" if series.joined else "none", marker=series.points[0].marker, color=series.color,
+                    label=series.name)
+    ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
+    figures.style_axes(ax, "relative prediction difference (%)", ylabel, panel.title)
+    if any(series.points for series in panel.series):
+        ax.set_xlim(left=0.0, right=max(right * x_margin, 1e-3))
+    if len(panel.series) >= legend_min_series:
+        ax.legend(fontsize=7, loc="best")
+
+
+def comparison_panel(
+    points: Sequence[Mapping[str, Any]], title: str, baseline_name: str | None = None
+) -> Panel:
+    """The comparator's panel of points {name, relative_pd (fraction), loss_change_pct, kind?, group?}
+    (`recsys.metrics.report.pd_vs_accuracy_points`).
+
+    Points sharing a `group` (else a `kind`: "model" | "ensemble") share a colour and, with a `group`, are
+    joined by a line in the given order (e.g. one line per activation over β). `kind` picks the marker; the
+    point named `baseline_name` is a star.
+    """
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for point in points:
         groups.setdefault(str(point.get("group", point.get("kind", "model"))), []).append(point)
+    series = []
     for color_index, (group, members) in enumerate(groups.items()):
-        color = f"C{color_index % 10}"
-        xs = [100.0 * p["relative_pd"] for p in members]
-        ys = [p["loss_change_pct"] for p in members]
-        if "group" in members[0] and len(members) > 1:
-            ax.plot(xs, ys, "-", color=color, alpha=0.6)
-        for point, x, y in zip(members, xs, ys, strict=True):
+        drawn = []
+        for point in members:
             kind = "baseline" if point["name"] == baseline_name else point.get("kind", "model")
-            ax.scatter([x], [y], marker=_MARKERS.get(kind, "o"), s=90 if kind == "baseline" else 45, color=color,
-                       edgecolors="black", linewidths=0.5, zorder=3)
-            ax.annotate(str(point["name"]), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-        ax.scatter([], [], marker="o", color=color, label=group)
-    ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
-    ax.set_xlabel("relative prediction difference (%)")
-    ax.set_ylabel(f"{accuracy_name} loss change vs baseline (%)")
-    if points:
-        xmax = max(100.0 * p["relative_pd"] for p in points)
-        ax.set_xlim(left=0.0, right=max(xmax * 1.25, 1e-3))
-    ax.set_title(title or f"PD vs {accuracy_name} loss (lower-left is better)")
-    ax.grid(True, alpha=0.3)
-    if len(groups) > 1:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+            drawn.append(Point(point["relative_pd"], point["loss_change_pct"], str(point["name"]),
+                               _MARKERS.get(kind, "o"), 90.0 if kind == "baseline" else 45.0))
+        series.append(Series(group, f"C{color_index % 10}", drawn, joined="group" in members[0]))
+    return Panel(title, series)
 
 
 def plot_pd_histogram(
@@ -79,8 +135,7 @@ def plot_pd_histogram(
     Zero terms cannot sit on a log axis, so their share is given in the legend. Counts are shown as a share
     of each series' examples.
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.0, 4.5), dpi=120)
+    fig, (ax,) = figures.panel_row(1, (7.0, 4.5))
     edges_pct = 100.0 * np.asarray(edges)
     for index, (label, (counts, zeros)) in enumerate(histograms.items()):
         total = max(int(np.sum(counts)) + zeros, 1)
@@ -94,6 +149,4 @@ def plot_pd_histogram(
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    figures.save(fig, path)

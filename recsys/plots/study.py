@@ -1,29 +1,19 @@
-"""The study's Fig. 4 (Shamir & Lin 2022): relative PD in % vs AUC-loss change in % from ReLU.
+"""The study's figures: Fig. 4 of Shamir & Lin 2022 (relative PD in % vs AUC-loss change in % from ReLU) and the
+progressive AUC over the stream.
 
-One panel per noise source; one point per cell (β), a line per activation family through its β values (in β
-order), horizontal bars for the PD's 95% interval; ReLU is a star at 0, k-ensembles are squares (diamonds at
-equal parameter budget). Lower-left is better on both axes.
+Both take the study's results.json "cells" and the noise sources in panel order; one panel per noise source.
+In Fig. 4 there is one point per cell (β), a line per activation family (the cell's "group") through its β
+values in β order, horizontal bars for the PD's 95% interval; ReLU is a star at 0, k-ensembles are squares
+(diamonds at equal parameter budget). Lower-left is better on both axes. The study passes what the figures
+need as data, so this module does not import `recsys.study`.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from recsys.study.grid import DISPLAY_NAMES, NOISE_SOURCES
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _group(entry: Mapping[str, Any]) -> str:
-    """The line a point belongs to: its activation family and variant (results.json "group")."""
-    return entry.get("group") or DISPLAY_NAMES.get(entry["activation"], entry["activation"])
+from recsys.plots import figures
+from recsys.plots import pd as pd_plots
 
 
 def _point_label(entry: Mapping[str, Any]) -> str:
@@ -47,78 +37,61 @@ def _marker(entry: Mapping[str, Any]) -> tuple[str, int]:
     return "o", 40
 
 
-def plot_pd_vs_accuracy(entries: Sequence[Mapping[str, Any]], path: str, title: str | None = None) -> None:
-    """Writes the PNG of the cells in `entries` (results.json "cells"); failed cells are left out."""
-    plt = _pyplot()
+def _panel_noises(entries: Sequence[Mapping[str, Any]], noise_order: Sequence[str], default: str) -> list[str]:
+    """The noise sources of `entries` in `noise_order`; `default` alone when there are none (an empty panel)."""
+    return [n for n in noise_order if any(e["noise"] == n for e in entries)] or [default]
+
+
+def study_panels(entries: Sequence[Mapping[str, Any]], noise_order: Sequence[str]) -> list[pd_plots.Panel]:
+    """The Fig. 4 panels of the finished cells among `entries`, one per noise source in `noise_order`."""
     usable = [e for e in entries if e.get("status") == "ok" and e.get("relative_pd") is not None
               and e.get("auc_loss_change_pct") is not None]
-    noises = [n for n in NOISE_SOURCES if any(e["noise"] == n for e in usable)] or ["shuffle"]
-    fig, axes = plt.subplots(1, len(noises), figsize=(6.4 * len(noises), 5.0), dpi=120, squeeze=False)
-    families = sorted({_group(e) for e in usable}, key=lambda g: (not g.startswith("ReLU"), g))
+    families = sorted({e["group"] for e in usable}, key=lambda g: (not g.startswith("ReLU"), g))
     colors = {group: f"C{i % 10}" for i, group in enumerate(families)}
-    for ax, noise in zip(axes[0], noises, strict=True):
-        panel = [e for e in usable if e["noise"] == noise]
+    panels = []
+    for noise in _panel_noises(usable, noise_order, "shuffle"):
         groups: dict[str, list[Mapping[str, Any]]] = {}
-        for entry in panel:
-            groups.setdefault(_group(entry), []).append(entry)
+        for entry in usable:
+            if entry["noise"] == noise:
+                groups.setdefault(entry["group"], []).append(entry)
+        series = []
         for group, members in groups.items():
             members = sorted(members, key=lambda e: (e.get("beta") is None, e.get("beta") or 0.0,
                                                      e.get("weight") or 0.0))
-            xs = [100.0 * e["relative_pd"] for e in members]
-            ys = [e["auc_loss_change_pct"] for e in members]
-            color = colors[group]
-            if len(members) > 1:
-                ax.plot(xs, ys, "-", color=color, alpha=0.7, zorder=2)
-            for entry, x, y in zip(members, xs, ys, strict=True):
-                ci = entry.get("relative_pd_ci")
-                if ci:
-                    ax.errorbar([x], [y], xerr=[[x - 100.0 * ci[0]], [100.0 * ci[1] - x]], fmt="none",
-                                ecolor=color, alpha=0.35, capsize=2, zorder=1)
-                marker, size = _marker(entry)
-                ax.scatter([x], [y], marker=marker, s=size, color=color, edgecolors="black", linewidths=0.5,
-                           zorder=3)
-                text = _point_label(entry)
-                if text:
-                    ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-            ax.plot([], [], "-", marker=_marker(members[0])[0], color=color, label=group)
-        ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
-        _style_panel(ax, "relative prediction difference (%)", "AUC-loss change vs ReLU (%)", noise)
-        if panel:
-            right = max(100.0 * (e["relative_pd_ci"][1] if e.get("relative_pd_ci") else e["relative_pd"])
-                        for e in panel)
-            ax.set_xlim(left=0.0, right=max(right * 1.1, 1e-3))
-        ax.legend(fontsize=7, loc="best")
-    _save(plt, fig, axes, "" if usable else "no finished cells",
-          title or "PD vs AUC loss change from ReLU (lower-left is better)", path)
+            points = [pd_plots.Point(e["relative_pd"], e["auc_loss_change_pct"], _point_label(e), *_marker(e),
+                                     ci=tuple(e["relative_pd_ci"]) if e.get("relative_pd_ci") else None)
+                      for e in members]
+            series.append(pd_plots.Series(group, colors[group], points, joined=True))
+        panels.append(pd_plots.Panel(f"noise: {noise}", series))
+    return panels
 
 
-def _style_panel(ax, xlabel: str, ylabel: str, noise: str) -> None:
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(f"noise: {noise}")
-    ax.grid(True, alpha=0.3)
+def plot_pd_vs_accuracy(
+    entries: Sequence[Mapping[str, Any]], path: str, noise_order: Sequence[str], title: str | None = None
+) -> None:
+    """Writes the Fig. 4 PNG of the cells in `entries` (results.json "cells", each with its "group");
+    failed cells are left out. `noise_order`: the noise sources, in panel order."""
+    panels = study_panels(entries, noise_order)
+    pd_plots.plot_pd_vs_accuracy(
+        panels, path, ylabel="AUC-loss change vs ReLU (%)",
+        title=title or "PD vs AUC loss change from ReLU (lower-left is better)",
+        panel_size=(6.4, 5.0), x_margin=1.1, legend_min_series=1,
+        empty_text="" if any(p.series for p in panels) else "no finished cells",
+    )
 
 
-def _save(plt, fig, axes, empty_text: str, title: str, path: str) -> None:
-    """Writes `fig` to `path` with `title`; `empty_text` (if any) is shown in the first panel."""
-    if empty_text:
-        axes[0][0].text(0.5, 0.5, empty_text, ha="center", va="center", transform=axes[0][0].transAxes)
-    fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_convergence(entries: Sequence[Mapping[str, Any]], path: str, title: str | None = None) -> None:
+def plot_convergence(
+    entries: Sequence[Mapping[str, Any]], path: str, noise_order: Sequence[str], title: str | None = None
+) -> None:
     """Writes the PNG of every cell's mean cumulative progressive AUC against examples consumed (one panel per
-    noise source; results.json "progressive_auc_curve"). Cells without a curve are left out."""
-    plt = _pyplot()
+    noise source in `noise_order`; results.json "progressive_auc_curve"). Cells without a curve are left out."""
     usable = [e for e in entries if e.get("status") == "ok" and not e.get("ensemble")
               and (e.get("progressive_auc_curve") or {}).get("examples")]
-    noises = [n for n in NOISE_SOURCES if any(e["noise"] == n for e in usable)] or ["init"]
-    fig, axes = plt.subplots(1, len(noises), figsize=(6.4 * len(noises), 4.6), dpi=120, squeeze=False)
-    for ax, noise in zip(axes[0], noises, strict=True):
-        for index, entry in enumerate(e for e in usable if e["noise"] == noise):
+    noises = _panel_noises(usable, noise_order, "init")
+    fig, axes = figures.panel_row(len(noises), (6.4, 4.6))
+    for ax, noise in zip(axes, noises, strict=True):
+        panel = [e for e in usable if e["noise"] == noise]
+        for index, entry in enumerate(panel):
             curve = entry["progressive_auc_curve"]
             points = [(x, y) for x, y in zip(curve["examples"], curve["auc"], strict=True) if y is not None]
             if not points:
@@ -126,6 +99,9 @@ def plot_convergence(entries: Sequence[Mapping[str, Any]], path: str, title: str
             xs, ys = zip(*points, strict=True)
             style = "--" if entry.get("role") else "-"
             ax.plot(xs, ys, style, color=f"C{index % 10}", label=entry["label"], linewidth=1.2)
-        _style_panel(ax, "examples consumed", "progressive AUC (cumulative, mean over replicas)", noise)
-        ax.legend(fontsize=7, loc="lower right")
-    _save(plt, fig, axes, "" if usable else "no curves", title or "Progressive AUC over the stream", path)
+        figures.style_axes(ax, "examples consumed", "progressive AUC (cumulative, mean over replicas)",
+                           f"noise: {noise}")
+        if panel:
+            ax.legend(fontsize=7, loc="lower right")
+    figures.save(fig, path, suptitle=title or "Progressive AUC over the stream",
+                 empty_text="" if usable else "no curves")

@@ -6,16 +6,17 @@ PD of a cell. R replicas give R(R−1)/2 pairs; `relative_pd` is the mean over a
 (Shamir & Lin 2022, eq. 2) on the held-out examples; the median, minimum and maximum over pairs show the
 spread and the tail (single pairs can diverge far more than the typical one).
 
-Confidence interval (`relative_pd_ci`): a two-level bootstrap over **replicas and examples**. Each resample
-draws Poisson(1) weights for the examples (as `recsys.metrics.bootstrap`) and R replicas with replacement;
-the statistic is the weighted mean PD over the pairs of *distinct* drawn replicas (pair (i, j) counts
-c_i·c_j times when replica i was drawn c_i times). Resampling replicas rather than pairs respects that
-pairs sharing a replica are correlated. With R = 2 there is one pair and the interval covers the examples
-only; it says nothing about how another pair would differ.
+Confidence interval (`relative_pd_ci`): a two-level bootstrap over **replicas and examples**
+(`recsys.metrics.bootstrap.replica_bootstrap_ci`). Each resample draws Poisson(1) weights for the examples
+and R replicas with replacement; the statistic is the weighted mean PD over the pairs of *distinct* drawn
+replicas (pair (i, j) counts c_i·c_j times when replica i was drawn c_i times). Resampling replicas rather
+than pairs respects that pairs sharing a replica are correlated. With R = 2 there is one pair and the
+interval covers the examples only; it says nothing about how another pair would differ.
 
 Ensembles (`ensemble_summary`): with R ≥ 2k replicas, every split into two disjoint groups of k (all of
 them, or `max_splits` drawn with a fixed seed) gives one ensemble pair: the mean of the group's
-probabilities vs the other group's. Their PD mean/median/max, and a bootstrap over splits and examples.
+probabilities vs the other group's. Their PD mean/median/max, and a bootstrap over splits and examples
+(`recsys.metrics.bootstrap.pair_bootstrap_ci`).
 """
 from __future__ import annotations
 
@@ -26,10 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from recsys.metrics import accuracy
+from recsys.metrics import accuracy, bootstrap
 from recsys.metrics import pd as pd_lib
-
-_CHUNK = 16_384
 
 
 def _number(value: Any) -> float | None:
@@ -37,96 +36,6 @@ def _number(value: Any) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def auc_loss_change_pct(auc: float | None, baseline_auc: float | None) -> float | None:
-    """100·(L − L_relu)/L_relu with AUC loss L = 1 − AUC: negative means more accurate than the baseline.
-
-    None when either AUC is unknown or the baseline is perfect (no loss to compare with).
-    """
-    if auc is None or baseline_auc is None:
-        return None
-    baseline_loss = 1.0 - float(baseline_auc)
-    if baseline_loss <= 0.0:
-        return None
-    return 100.0 * ((1.0 - float(auc)) - baseline_loss) / baseline_loss
-
-
-def all_pairs(count: int) -> list[tuple[int, int]]:
-    """Every unordered pair (i, j), i < j, of `count` models."""
-    return list(itertools.combinations(range(count), 2))
-
-
-def pair_terms(predictions: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
-    """[P, T] per-example relative PD terms (eq. 2) of each pair of rows of `predictions` ([M, T])."""
-    return np.stack([pd_lib.relative_pd_terms(predictions[i], predictions[j]) for i, j in pairs])
-
-
-def _pair_means_under_weights(terms: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """[B, P]: each pair's mean PD under B independent Poisson(1) example weightings (chunked over examples)."""
-    sums = np.zeros((resamples, terms.shape[0]))
-    totals = np.zeros(resamples)
-    for start in range(0, terms.shape[1], _CHUNK):
-        block = terms[:, start:start + _CHUNK]
-        weights = rng.poisson(1.0, size=(resamples, block.shape[1])).astype(np.float64)
-        sums += weights @ block.T
-        totals += weights.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / totals[:, None]
-
-
-def _percentile_interval(values: np.ndarray, confidence: float) -> list[float] | None:
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return None
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    low, high = np.percentile(values, [tail, 100.0 - tail])
-    return [float(low), float(high)]
-
-
-def replica_bootstrap_ci(
-    terms: np.ndarray,
-    pairs: Sequence[tuple[int, int]],
-    num_replicas: int,
-    resamples: int = 200,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> list[float] | None:
-    """Interval of the mean PD over pairs, resampling replicas and examples (see the module docstring).
-
-    `terms` is [P, T] for `pairs` of `num_replicas` replicas. Resamples that draw a single distinct replica
-    have no pair and are dropped. Returns [low, high] or None when no resample has a pair.
-    """
-    _check_bootstrap(resamples, confidence)
-    rng = np.random.default_rng(seed)
-    means = _pair_means_under_weights(terms, resamples, rng)
-    counts = rng.multinomial(num_replicas, np.full(num_replicas, 1.0 / num_replicas), size=resamples)
-    index = np.asarray(pairs)
-    pair_weights = counts[:, index[:, 0]] * counts[:, index[:, 1]]
-    totals = pair_weights.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        statistic = (pair_weights * means).sum(axis=1) / totals
-    return _percentile_interval(statistic[totals > 0], confidence)
-
-
-def pair_bootstrap_ci(
-    terms: np.ndarray, resamples: int = 200, confidence: float = 0.95, seed: int = 0
-) -> list[float] | None:
-    """Interval of the mean over the P rows of `terms` ([P, T]), resampling rows (pairs) and examples."""
-    _check_bootstrap(resamples, confidence)
-    rng = np.random.default_rng(seed)
-    means = _pair_means_under_weights(terms, resamples, rng)
-    count = terms.shape[0]
-    draws = rng.multinomial(count, np.full(count, 1.0 / count), size=resamples)
-    statistic = (draws * means).sum(axis=1) / count
-    return _percentile_interval(statistic, confidence)
-
-
-def _check_bootstrap(resamples: int, confidence: float) -> None:
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 2:
-        raise ValueError(f"`analysis.bootstrap` must be an integer >= 2. Received: {resamples!r}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"`analysis.confidence` must be in (0, 1). Received: {confidence!r}")
 
 
 def accuracy_of(labels: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
@@ -145,6 +54,11 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return _number(np.mean(known)) if known else None
 
 
+def _ci(interval: bootstrap.Interval | None) -> list[float] | None:
+    """An interval as results.json stores it: [low, high], or None when the bootstrap has none."""
+    return None if interval is None else [interval.low, interval.high]
+
+
 def _spread(values: np.ndarray) -> dict[str, float | None]:
     return {
         "relative_pd_median": _number(np.median(values)),
@@ -160,14 +74,14 @@ def replica_summary(
     count = predictions.shape[0]
     if count < 2:
         raise ValueError(f"A cell needs at least 2 replicas to measure PD. Received predictions for {count}")
-    pairs = all_pairs(count)
-    terms = pair_terms(predictions, pairs)
+    pairs = pd_lib.all_pairs(count)
+    terms = pd_lib.pair_terms(predictions, pairs)
     per_pair = terms.mean(axis=1)
     absolute = [pd_lib.absolute_pd(predictions[i], predictions[j]) for i, j in pairs]
     models = [accuracy_of(labels, p) for p in predictions]
     return {
         "relative_pd": _number(per_pair.mean()),
-        "relative_pd_ci": replica_bootstrap_ci(terms, pairs, count, resamples, confidence, seed),
+        "relative_pd_ci": _ci(bootstrap.replica_bootstrap_ci(terms, pairs, count, resamples, confidence, seed)),
         **_spread(per_pair),
         "relative_pd_pairs": [{"a": i, "b": j, "relative_pd": _number(v)}
                               for (i, j), v in zip(pairs, per_pair, strict=True)],
@@ -182,7 +96,7 @@ def replica_summary(
         # Diagnostic: the PD left once every replica's logits are shifted by one constant to the same mean
         # prediction. What it removes is a global calibration offset (e.g. from the last batches of an online
         # pass); what is left is disagreement in how the models rank and spread examples.
-        "relative_pd_mean_matched": _number(np.mean(pair_terms(mean_matched(predictions), pairs).mean(axis=1))),
+        "relative_pd_mean_matched": _number(np.mean(pd_lib.pair_terms(mean_matched(predictions), pairs).mean(axis=1))),
     }
 
 
@@ -244,7 +158,7 @@ def ensemble_summary(
     matched = dict(zip(groups, mean_matched(np.stack([averaged[g] for g in groups])), strict=True))
     return {
         "relative_pd": _number(per_split.mean()),
-        "relative_pd_ci": pair_bootstrap_ci(terms, resamples, confidence, seed),
+        "relative_pd_ci": _ci(bootstrap.pair_bootstrap_ci(terms, resamples, confidence, seed)),
         **_spread(per_split),
         "relative_pd_pairs": [{"a": list(a), "b": list(b), "relative_pd": _number(v)}
                               for (a, b), v in zip(splits, per_split, strict=True)],
@@ -379,7 +293,7 @@ def distillation_summary(entries: Sequence[dict[str, Any]]) -> list[dict[str, An
             "alone_progressive_auc": target,
             "alone_examples_per_sec": alone.get("examples_per_sec") if alone else None,
             "student_auc_loss_change_vs_alone_pct": (
-                auc_loss_change_pct(student["auc"], alone["auc"]) if alone else None),
+                accuracy.auc_loss_change_pct(student["auc"], alone["auc"]) if alone else None),
             "student_auc_at_alone_pd": interpolate_at_pd(siblings, alone["relative_pd"] if alone else None),
             "examples_to_reach_alone_auc": examples_to_reach(student.get("progressive_auc_curve"), target),
             "alone_examples_to_reach_own_auc": examples_to_reach(alone.get("progressive_auc_curve"), target)

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from absl import logging
 
+from recsys.metrics import accuracy, bootstrap
 from recsys.study import analysis, grid
 from recsys.study.data import REPO_ROOT, EvalSet, StudyData, prepare_data
 
@@ -328,7 +329,7 @@ def add_baseline_changes(entries: list[dict[str, Any]]) -> None:
     for entry in entries:
         base = baselines.get(entry["noise"])
         ok = base is not None and base.get("status") == "ok" and entry.get("status") == "ok"
-        entry["auc_loss_change_pct"] = analysis.auc_loss_change_pct(entry["auc"], base["auc"]) if ok else None
+        entry["auc_loss_change_pct"] = accuracy.auc_loss_change_pct(entry["auc"], base["auc"]) if ok else None
         ratio = None
         if ok and base["relative_pd"]:
             ratio = entry["relative_pd"] / base["relative_pd"]
@@ -359,7 +360,8 @@ def run_study(config: Any, workdir: str) -> dict[str, Any]:
     started = time.perf_counter()
     cells = grid.expand_grid(config)
     use_replica_mode(config)  # validates study.replica_mode before anything runs
-    analysis._check_bootstrap(int(config.analysis.bootstrap), float(config.analysis.confidence))
+    bootstrap.check_options(int(config.analysis.bootstrap), float(config.analysis.confidence),
+                            "analysis.bootstrap", "analysis.confidence")
     os.makedirs(workdir, exist_ok=True)
     data = prepare_data(config.data, workdir)
     runners = [CellRunner(config, cell, workdir, data, cell_uses_replica_mode(config, cell, workdir))
@@ -445,8 +447,8 @@ def write_outputs(results: dict[str, Any], workdir: str) -> None:
     _json_dump(os.path.join(workdir, "results.json"), results)
     with open(os.path.join(workdir, "results.md"), "w") as f:
         f.write(report.to_markdown(results))
-    study_plots.plot_pd_vs_accuracy(results["cells"], os.path.join(workdir, "pd_vs_accuracy.png"),
+    study_plots.plot_pd_vs_accuracy(results["cells"], os.path.join(workdir, "pd_vs_accuracy.png"), grid.NOISE_SOURCES,
                                     title=f"{results['study']['name']}: PD vs AUC loss change from ReLU")
     if results.get("distillation"):
-        study_plots.plot_convergence(results["cells"], os.path.join(workdir, "convergence.png"),
+        study_plots.plot_convergence(results["cells"], os.path.join(workdir, "convergence.png"), grid.NOISE_SOURCES,
                                      title=f"{results['study']['name']}: progressive AUC over the stream")

@@ -116,3 +116,13 @@ def test_invalid_inputs(labels, predictions, message):
     for fn in (metrics.auc, metrics.logloss, metrics.calibration):
         with pytest.raises(ValueError, match=message):
             fn(labels, predictions)
+
+
+def test_auc_loss_change_pct_sign_and_formula():
+    # AUC loss 0.22 vs the baseline's 0.20: 10% worse; 0.18 vs 0.20: 10% better.
+    assert metrics.auc_loss_change_pct(0.78, 0.80) == pytest.approx(10.0)
+    assert metrics.auc_loss_change_pct(0.82, 0.80) == pytest.approx(-10.0)
+    assert metrics.auc_loss_change_pct(0.80, 0.80) == 0.0
+    assert metrics.auc_loss_change_pct(0.7, 1.0) is None
+    assert metrics.auc_loss_change_pct(None, 0.8) is None
+    assert metrics.auc_loss_change_pct(0.8, None) is None
