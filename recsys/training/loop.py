@@ -49,7 +49,7 @@ from recsys.training.export import export_saved_model
 from recsys.training.metrics_record import ModelMetrics, ReplicaPD, TrainingMetrics, metrics_path
 from recsys.training.modes import ModeContext, TrainingMode, select_mode
 from recsys.training.replicas import AlignedPD, ReplicaPlan
-from recsys.training.task import ModelState, StepResult
+from recsys.training.task import ModelState
 
 # Config keys that may change between a run and its resumption (they do not change what is computed).
 RESUMABLE_KEYS = ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "export_saved_model")
@@ -192,7 +192,6 @@ class Trainer:
         last_log = (started, examples, time.process_time())
         first_log: tuple[float, int, float] | None = None
         loss_sums, loss_count = np.zeros(len(self.states)), 0
-        result: StepResult
         for result in results:
             losses, size = result.losses, result.size
             if self.recorded is not None:

@@ -51,17 +51,22 @@ def test_every_synchronous_mode_yields_typed_step_results(stream, tmp_path, over
                                                            restore_determinism):
     trainer = Trainer(small_config(stream, **overrides), str(tmp_path / "run"))
     assert len(trainer.states) == models
-    results = trainer.mode.results(step=3, examples=192)  # resumes mid-stream: positions continue from there
-    first, second = next(results), next(results)
-    _check(first, models, 64, 192 if one_order else None)
-    _check(second, models, 64, 256 if one_order else None)
     if one_order:
+        results = trainer.mode.results(step=3, examples=192)  # resumes mid-stream: positions continue from there
+        first, second = next(results), next(results)
+        _check(first, models, 64, 192)
+        _check(second, models, 64, 256)
         assert all(labels is first.labels[0] for labels in first.labels)  # one array shared, not copies
-    else:
-        # Every replica trained on the same window: the same examples, in its own order.
-        np.testing.assert_array_equal(np.sort(np.concatenate([first.positions[0], second.positions[0]])),
-                                      np.sort(np.concatenate([first.positions[1], second.positions[1]])))
-        assert not np.array_equal(first.positions[0], first.positions[1])
+        return
+    results = trainer.mode.results(step=0, examples=0)
+    steps = [next(results) for _ in range(5)]  # 320 examples: the first shuffle window (300) is complete
+    for result in steps:
+        _check(result, models, 64, None)
+    seen = [np.concatenate([result.positions[r] for result in steps]) for r in range(models)]
+    # Every replica scored exactly the first window's examples, each in its own order.
+    for positions in seen:
+        np.testing.assert_array_equal(np.sort(positions[positions < 300]), np.arange(300))
+    assert not np.array_equal(seen[0], seen[1])
 
 
 class _InlineCoordinator:
