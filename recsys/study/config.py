@@ -37,6 +37,8 @@ from typing import Any
 
 import ml_collections
 
+from recsys.training.noise import NOISE_SOURCES
+
 # The paper's Fig. 4 grid: ReLU, SmeLU and the β-parameterised smooth activations at several widths, and
 # learned gSmeLU; ReLU also as k-ensembles.
 PAPER_ACTIVATIONS = (
@@ -47,7 +49,7 @@ PAPER_ACTIVATIONS = (
     "gelu:beta=1", "gelu:beta=4",
     "gsmelu:trainable=true",
 )
-PAPER_NOISE = ("shuffle", "init", "shuffle+init")
+PAPER_NOISE = NOISE_SOURCES
 
 
 def base_config(train: Any) -> ml_collections.ConfigDict:

@@ -26,7 +26,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-NOISE_SOURCES = ("shuffle", "init", "shuffle+init")
+from recsys.training.noise import NOISE_SOURCES, parse_noise
+from recsys.training.noise import replica_seeds as replica_seeds
+
 BASELINE_ACTIVATION = "relu"
 # Display names of the activation families (cell labels, tables, plot legends).
 DISPLAY_NAMES = {
@@ -246,12 +248,10 @@ def expand_grid(config: Any) -> list[Cell]:
     noises = tuple(grid.noise)
     if not noises:
         raise ValueError(f"`grid.noise` must name at least one noise source of {NOISE_SOURCES}. Received: ()")
-    for noise in noises:
-        if noise not in NOISE_SOURCES:
-            raise ValueError(f"`grid.noise` entries must be one of {NOISE_SOURCES}. Received: {noise!r}")
+    parsed = [parse_noise(noise, key="`grid.noise` entries") for noise in noises]
     if len(set(noises)) != len(noises):
         raise ValueError(f"`grid.noise` lists a noise source twice. Received: {noises!r}")
-    if any("shuffle" in n for n in noises) and config.train.data.shuffle == "none":
+    if any(noise.shuffle for noise in parsed) and config.train.data.shuffle == "none":
         raise ValueError(
             "A `shuffle` noise source needs shuffled input, but `train.data.shuffle` is 'none': every replica "
             "would see the same stream. Set --config.train.data.shuffle=window."
@@ -373,15 +373,3 @@ def _distillation_cells(config: Any, noises: Sequence[str], layers: int) -> list
                     role="codistilled", weight=weight, overrides=(("codistill.weight", weight),),
                 ))
     return cells
-
-
-def replica_seeds(noise: str, replica: int, init_seed: int, data_seed: int) -> tuple[int, int]:
-    """(init seed, data seed) of replica r when replicas are trained as separate runs.
-
-    shuffle: same init, data seed + r; init: init seed + r, same data order; shuffle+init: both + r.
-    """
-    if noise not in NOISE_SOURCES:
-        raise ValueError(f"`noise` must be one of {NOISE_SOURCES}. Received: {noise!r}")
-    init = init_seed + replica if "init" in noise else init_seed
-    data = data_seed + replica if "shuffle" in noise else data_seed
-    return init, data

@@ -45,6 +45,8 @@ from absl import logging
 from recsys.metrics import accuracy, bootstrap
 from recsys.study import analysis, grid
 from recsys.study.data import REPO_ROOT, EvalSet, StudyData, prepare_data
+from recsys.training import metrics_record
+from recsys.training.metrics_record import TrainingMetrics
 
 RESULTS_FORMAT_VERSION = 1
 REPLICA_MODES = ("auto", "replicas", "separate")
@@ -136,8 +138,7 @@ class CellRunner:
         """The replicas' SavedModel directories, in replica order."""
         if self.replica_mode:
             workdir = os.path.join(self.directory, "train")
-            metrics = _read_json(os.path.join(workdir, "metrics.json")) or {}
-            listed = metrics.get("saved_models")
+            listed = TrainingMetrics.load(workdir).saved_models if metrics_record.exists(workdir) else None
             if listed:
                 return [p if os.path.isabs(p) else os.path.join(workdir, p) for p in listed]
             return [os.path.join(workdir, "saved_model" if r == 0 else f"saved_model_{r}")
@@ -145,11 +146,11 @@ class CellRunner:
         return [os.path.join(workdir, "saved_model") for workdir, _ in self.trainer_runs()]
 
     def trained(self) -> bool:
-        runs_done = all(os.path.exists(os.path.join(w, "metrics.json")) for w, _ in self.trainer_runs())
+        runs_done = all(metrics_record.exists(w) for w, _ in self.trainer_runs())
         return runs_done and all(os.path.exists(os.path.join(p, "saved_model.pb")) for p in self.saved_models())
 
     def trainer_metrics(self) -> list[dict[str, Any]]:
-        return [_read_json(os.path.join(w, "metrics.json")) or {} for w, _ in self.trainer_runs()]
+        return [metrics_record.read_json(w) or {} for w, _ in self.trainer_runs()]
 
     # Work ------------------------------------------------------------------------------------------------------
     def train(self) -> None:
@@ -159,7 +160,7 @@ class CellRunner:
         from recsys.training.loop import NonFiniteLossError, train
 
         for workdir, trainer_config in self.trainer_runs():
-            if os.path.exists(os.path.join(workdir, "metrics.json")) and self._run_exported(workdir):
+            if metrics_record.exists(workdir) and self._run_exported(workdir):
                 continue
             logging.info("Training %s in %s", self.cell.label, workdir)
             try:

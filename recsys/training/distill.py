@@ -36,7 +36,7 @@ import tensorflow as tf
 from recsys.data.features import FeatureSet
 from recsys.data.input import SERIALIZED_KEY
 from recsys.serving import contract, scorer
-from recsys.training.task import ModelState, _global_count, make_synchronous_step
+from recsys.training.task import ModelState, ReplicaOutputs, _global_count
 
 ONLINE = "online"
 # Teacher probabilities are clipped to [EPSILON, 1 − EPSILON] before turning them into logits.
@@ -153,11 +153,11 @@ def _update(state: ModelState, batch: dict[str, tf.Tensor], global_count: tf.Ten
 
 
 def replica_distill_step(states: Sequence[ModelState], batch: dict[str, tf.Tensor], teacher: SavedModelTeacher | None,
-                         label: str, spec: DistillSpec):
-    """Replica context. `states` = the students (one, or R in replica mode with one order), then the online
-    teacher when `teacher` is None.
+                         label: str, spec: DistillSpec) -> ReplicaOutputs:
+    """Replica context (`task.make_synchronous_step`). `states` = the students (one, or R in replica mode with one
+    order), then the online teacher when `teacher` is None.
 
-    Returns (labels, [probabilities per state, pre-update weights], [summed loss per state]); for the online
+    Returns ([labels], [probabilities per state, pre-update weights], [summed loss per state], []); for the online
     teacher its probabilities are σ of exactly the logits the students' losses used.
     """
     global_count = _global_count(batch[label])
@@ -182,11 +182,4 @@ def replica_distill_step(states: Sequence[ModelState], batch: dict[str, tf.Tenso
     if teacher is None:
         probabilities.append(tf.sigmoid(teacher_logits))
         loss_sums.append(teacher_loss)
-    return batch[label], probabilities, loss_sums
-
-
-def make_distill_train_step(strategy: tf.distribute.Strategy, states: Sequence[ModelState],
-                            teacher: SavedModelTeacher | None, label: str, spec: DistillSpec,
-                            element_spec: Any = None) -> Callable:
-    """Like `task.make_train_step`: `batch → (labels [N], [probabilities [N] per state], [mean loss per state])`."""
-    return make_synchronous_step(strategy, replica_distill_step, (states, teacher, label, spec), element_spec)
+    return [batch[label]], probabilities, loss_sums, []

@@ -6,16 +6,17 @@ each batch is scored *before* it is trained on; those predictions feed the progr
 sliding-window AUC, logloss, calibration — `recsys.metrics.streaming.ProgressiveMetrics`, the same code the
 comparator uses).
 
-Steps come from `_synchronous_results` (default, mirrored and multi-worker mirrored: one `strategy.run` per global
-batch, predictions all-gathered) or from `parameter_server.coordinator_results` (asynchronous workers); the loop
-that turns them into metrics, progress lines, summaries and checkpoints is the same.
+What is trained and how each step runs is the training mode's (`recsys.training.modes`, selected once from the
+config): plain, replicas on one order or on per-replica orders, distillation, co-distillation, parameter servers.
+The loop iterates the mode's `StepResult`s and turns them into metrics, progress lines, summaries and checkpoints
+the same way for every mode.
 
 Workdir layout:
 
     config.json      the resolved config (a rerun with a different one is refused)
     checkpoints/     every `checkpoint_every_steps` steps: models, optimizer slots, stream position, metrics state
     tb/              TensorBoard scalars (progressive metrics, loss, examples/s), x-axis = examples consumed
-    metrics.json     final progressive metrics and throughput (keys in `Trainer._final_metrics`)
+    metrics.json     final progressive metrics and throughput (`recsys.training.metrics_record.TrainingMetrics`)
     saved_model/     serving_default(examples: string[None]) -> probabilities: float32[None]
     saved_model_<r>/ replica mode (`config.replicas.count = R`): replica r >= 1, same contract
     saved_model_teacher/  distillation with `config.distill.teacher = "online"` (recsys.training.distill)
@@ -32,7 +33,6 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -41,13 +41,15 @@ from absl import logging
 
 from recsys.data.features import FeatureSet
 from recsys.model.ctr import ModelSpec
-from recsys.training import distill, parameter_server, summaries
+from recsys.training import parameter_server, summaries
 from recsys.training import strategy as strategy_lib
 from recsys.training.checkpoint import TrainingCheckpoint, checkpoint_directory
 from recsys.training.data import DataSource
 from recsys.training.export import export_saved_model
+from recsys.training.metrics_record import ModelMetrics, ReplicaPD, TrainingMetrics, metrics_path
+from recsys.training.modes import ModeContext, TrainingMode, select_mode
 from recsys.training.replicas import AlignedPD, ReplicaPlan
-from recsys.training.task import ModelState, build_model_state, make_per_model_train_step, make_train_step
+from recsys.training.task import ModelState
 
 # Config keys that may change between a run and its resumption (they do not change what is computed).
 RESUMABLE_KEYS = ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "export_saved_model")
@@ -55,10 +57,6 @@ RESUMABLE_KEYS = ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints
 # (histograms) that would otherwise be paid per batch. Chunks end at step numbers that do not depend on
 # where a run was resumed, so resumed and uninterrupted runs accumulate identically.
 METRICS_CHUNK_EXAMPLES = 16_384
-
-
-# One global step's outcome: labels [N], per model probabilities [N] (pre-update weights) and mean loss.
-StepResult = tuple[np.ndarray, list[np.ndarray], list[float]]
 
 
 class TrainingError(RuntimeError):
@@ -71,10 +69,12 @@ class NonFiniteLossError(TrainingError):
 
 @dataclasses.dataclass
 class RunOutputs:
-    """What a finished run returns: the final metrics (as in metrics.json) and the workdir."""
+    """What a finished run returns: the final metrics (as in metrics.json, and as the typed record) and the
+    workdir."""
 
     metrics: dict[str, Any]
     workdir: str
+    record: TrainingMetrics | None = None
 
 
 class Trainer:
@@ -118,36 +118,8 @@ class Trainer:
                 raise ValueError(f"Give either `num_models` ({num_models}) or `config.replicas.count` "
                                  f"({plan.count}), not both")
             _check_positive_int("num_models", num_models)
-            seed = (int(config.seed.init),), (int(config.seed.data),)
-            plan = ReplicaPlan(num_models, "identical", seed[0] * num_models, seed[1] * num_models)
-        if plan.count > 1 and config.strategy == "parameter_server":
-            raise ValueError(
-                f"Replica mode (replicas.count={plan.count}) does not run under strategy='parameter_server' "
-                f"(asynchronous workers cannot align the replicas' predictions); use {strategy_lib.LOOP_STRATEGIES[:2]}"
-            )
-        if plan.separate_orders and config.strategy not in ("default", "mirrored"):
-            raise ValueError(
-                f"Replica mode with noise={plan.noise!r} (one order per replica) runs under strategy 'default' or "
-                f"'mirrored'. Received: strategy={config.strategy!r}; use noise='init' for other strategies."
-            )
-        self.distill = distill.DistillSpec.from_config(config.distill)
-        if self.distill.enabled and config.strategy not in ("default", "mirrored"):
-            raise ValueError(
-                f"Distillation (config.distill.teacher={self.distill.teacher!r}) runs under strategy 'default' or "
-                f"'mirrored'. Received: strategy={config.strategy!r}"
-            )
-        if self.distill.enabled and plan.separate_orders:
-            raise ValueError(
-                f"Distillation with replicas (replicas.count={plan.count}) needs one order for every model, so that "
-                f"the teacher scores each batch before training on it for every student; "
-                f"replicas.noise={plan.noise!r} gives each replica its own order. Use replicas.noise='init'."
-            )
-        self.codistill_weight = _codistill_weight(config, plan)
-        if self.codistill_weight > 0 and self.distill.enabled:
-            raise ValueError(
-                "Give either `config.distill.teacher` or `config.codistill.weight`, not both. Received: "
-                f"teacher={self.distill.teacher!r}, codistill.weight={self.codistill_weight!r}"
-            )
+            plan = ReplicaPlan.identical(num_models, config.seed.init, config.seed.data)
+        self.mode: TrainingMode = select_mode(config, plan)
         self.plan = plan
         self.config = config
         self.workdir = workdir
@@ -161,42 +133,17 @@ class Trainer:
             tf.config.experimental.enable_op_determinism()
         self.strategy = strategy or strategy_lib.make_strategy(config.strategy, tpu=config.tpu)
         self.chief = strategy_lib.is_chief(self.strategy)
-        # Parameter servers: this process (the chief) coordinates; workers run the steps asynchronously.
-        self.coordinator = (
-            tf.distribute.experimental.coordinator.ClusterCoordinator(self.strategy)
-            if isinstance(self.strategy, tf.distribute.experimental.ParameterServerStrategy)
-            else None
-        )
         self.source = DataSource.from_config(config.data, seed=config.seed.data)
-        self.source.keep_serialized = self.distill.enabled and not self.distill.online
+        self.source.keep_serialized = self.mode.keep_serialized
         self.features: FeatureSet = self.source.features
         self.spec = ModelSpec.from_config(config.model, self.features)
         self.label = self.features.label.name
-
-        self.states: list[ModelState] = []
-        with self.strategy.scope():
-            for init_seed in plan.init_seeds:
-                self.states.append(
-                    build_model_state(
-                        self.spec,
-                        self.label,
-                        config.optimizer,
-                        init_seed=init_seed,
-                        metrics_factory=self._new_metrics,
-                    )
-                )
-            # The online teacher is one more state after the students: trained, checkpointed and scored like them.
-            if self.distill.online:
-                self.states.append(build_model_state(
-                    self._teacher_spec(), self.label, config.optimizer, init_seed=max(plan.init_seeds) + 1,
-                    metrics_factory=self._new_metrics))
-        self.teacher = None
-        if self.distill.enabled and not self.distill.online:
-            self.teacher = distill.SavedModelTeacher(self.distill.teacher, self.features)
-            first = next(iter(self.source.dataset(int(config.data.batch_size))))
-            self.teacher.check_batch(first[distill.SERIALIZED_KEY])
+        self.mode.build(ModeContext(config=config, strategy=self.strategy, source=self.source, spec=self.spec,
+                                    label=self.label, new_metrics=self._new_metrics))
+        self.states: list[ModelState] = self.mode.states
         # Progressive PD between the models (replica mode); part of the checkpoint, like the metrics.
-        self.replica_pd = AlignedPD(plan.count, int(config.metrics_window)) if plan.count > 1 and progressive else None
+        self.replica_pd = (AlignedPD(plan.count, int(config.metrics_window), flush_every=self.mode.pd_flush_every())
+                           if plan.count > 1 and progressive else None)
         # The progressive AUC after every metrics chunk, per model (convergence speed; part of the checkpoint).
         self.curve = ProgressCurve(len(self.states)) if progressive else None
         extra_state = {"replica_pd": self.replica_pd} if self.replica_pd is not None else {}
@@ -207,13 +154,6 @@ class Trainer:
             directory, self.states, keep=config.keep_checkpoints,
             write_directory=strategy_lib.write_dir(directory, self.strategy), extra_state=extra_state or None,
         )
-
-    def _teacher_spec(self) -> ModelSpec:
-        """`config.model` with `config.distill.teacher_activation` when it is set."""
-        model_config = self.config.model.copy_and_resolve_references()
-        if self.distill.teacher_activation:
-            model_config.activation = self.distill.teacher_activation
-        return ModelSpec.from_config(model_config, self.features)
 
     def _new_metrics(self):
         from recsys.metrics.streaming import ProgressiveMetrics
@@ -233,30 +173,17 @@ class Trainer:
                          examples, " (finished)" if finished else "")
         if not finished:
             step, examples, train_seconds = self._train(step, examples, train_seconds)
-        metrics = self._final_metrics(step, examples, train_seconds)
+        record = self._final_metrics(step, examples, train_seconds)
         if self.chief:
-            self._finish_outputs(metrics)
-        return RunOutputs(metrics, self.workdir)
+            self._finish_outputs(record)
+        return RunOutputs(record.to_json(), self.workdir, record)
 
     def _train(self, step: int, examples: int, train_seconds: float) -> tuple[int, int, float]:
         config = self.config
         max_examples = int(config.data.max_examples)
         if max_examples and examples >= max_examples:
             return self._finish_stream(step, examples, train_seconds)
-        if self.coordinator is not None:
-            results = parameter_server.coordinator_results(
-                self.strategy, self.coordinator, self.states, self.label,
-                self.source.dataset(config.data.batch_size, start_offset=examples),
-                first_step=step, first_example=examples, checkpoint_every_steps=config.checkpoint_every_steps,
-                max_examples=max_examples,
-            )
-        elif self.plan.separate_orders:
-            results = self._per_model_results(examples)
-        else:
-            results = self._synchronous_results(examples)
-        # Per-replica orders: PD is added once a shuffle window is complete (fixed boundaries, so resumed and
-        # uninterrupted runs add the same chunks); one shared order: at every progressive-metrics chunk.
-        pd_window = int(config.data.shuffle_buffer) if config.data.shuffle == "window" else 0
+        results = self.mode.results(step, examples)
         expected = self.source.expected_examples(max_examples)
         writer = tf.summary.create_file_writer(os.path.join(self.workdir, "tb")) if self.chief else None
         pending = _PendingMetrics(self.states) if self.progressive else None
@@ -266,11 +193,9 @@ class Trainer:
         first_log: tuple[float, int, float] | None = None
         loss_sums, loss_count = np.zeros(len(self.states)), 0
         for result in results:
-            labels, probabilities, losses = result[:3]
-            size = labels[0].size if isinstance(labels, list) else labels.size
-            positions = result[3] if len(result) > 3 else [np.arange(examples, examples + size)] * len(self.states)
+            losses, size = result.losses, result.size
             if self.recorded is not None:
-                self.recorded.append((positions, probabilities))
+                self.recorded.append((result.positions, result.probabilities))
             step += 1
             if not all(math.isfinite(loss) for loss in losses):
                 raise NonFiniteLossError(
@@ -282,22 +207,20 @@ class Trainer:
             loss_sums += np.asarray(losses) * size
             loss_count += size
             if pending is not None:
-                pending.add(labels, probabilities)
+                pending.add(result.labels, result.probabilities)
             if self.replica_pd is not None:
-                self.replica_pd.add(positions, probabilities)
+                self.replica_pd.add(result.positions, result.probabilities)
             checkpoint_now = step % config.checkpoint_every_steps == 0
             log_now = step % config.log_every_steps == 0
             done = bool(max_examples) and examples >= max_examples
-            if pending is not None and (checkpoint_now or log_now or done or pending.size >= METRICS_CHUNK_EXAMPLES):
+            metrics_flushed = pending is not None and (
+                checkpoint_now or log_now or done or pending.size >= METRICS_CHUNK_EXAMPLES)
+            if metrics_flushed:
                 self._flush_metrics(pending, examples)
-                if self.replica_pd is not None and not self.plan.separate_orders:
-                    self.replica_pd.flush(examples)
-            if self.replica_pd is not None and self.plan.separate_orders and pd_window:
-                boundary = examples // pd_window * pd_window
-                if boundary > self.replica_pd.flushed:
-                    start_pd = time.perf_counter()
-                    self.replica_pd.flush(boundary)
-                    pending.seconds += time.perf_counter() - start_pd
+            if self.replica_pd is not None:
+                start_pd = time.perf_counter()
+                self.replica_pd.advance(examples, metrics_flushed)
+                pending.seconds += time.perf_counter() - start_pd
             if log_now:
                 now = time.perf_counter()
                 rate = (examples - last_log[1]) / max(now - last_log[0], 1e-9)
@@ -344,33 +267,6 @@ class Trainer:
         self.curve.add(examples, [state.metrics.result() for state in self.states])
         pending.seconds += time.perf_counter() - start
 
-    def _synchronous_results(self, examples: int) -> Iterator[StepResult]:
-        """Per global step of a synchronous strategy: (labels, [probabilities per model], [mean loss per model]).
-
-        Every process gets the whole global batch's labels and predictions (all-gathered).
-        """
-        dataset = self.source.distributed_dataset(self.strategy, self.config.data.batch_size, start_offset=examples)
-        if self.distill.enabled:
-            train_step = distill.make_distill_train_step(self.strategy, self.states, self.teacher, self.label,
-                                                         self.distill, dataset.element_spec)
-        else:
-            train_step = make_train_step(self.strategy, self.states, self.label, dataset.element_spec,
-                                         codistill_weight=self.codistill_weight)
-        for batch in dataset:
-            labels, probabilities, losses = train_step(batch)
-            yield labels.numpy(), [p.numpy() for p in probabilities], [float(loss) for loss in losses]
-
-    def _per_model_results(self, examples: int) -> Iterator[tuple]:
-        """Replica mode with per-replica orders: ([labels], [probabilities], [mean loss], [positions]) per model."""
-        dataset = self.source.replica_distributed_dataset(
-            self.strategy, self.config.data.batch_size, self.plan.data_seeds, start_offset=examples)
-        train_step = make_per_model_train_step(self.strategy, self.states, self.label, dataset.element_spec,
-                                               codistill_weight=self.codistill_weight)
-        for batch in dataset:
-            labels, probabilities, losses, positions = train_step(batch)
-            yield ([t.numpy() for t in labels], [p.numpy() for p in probabilities], [float(v) for v in losses],
-                   [p.numpy() for p in positions])
-
     def _finish_stream(self, step: int, examples: int, train_seconds: float) -> tuple[int, int, float]:
         self.checkpoint.save(step, examples, train_seconds, finished=True)
         return step, examples, train_seconds
@@ -409,66 +305,54 @@ class Trainer:
                         summaries.scalar(f"progressive_pd/{key}", value, examples)
         writer.flush()
 
-    def _final_metrics(self, step: int, examples: int, train_seconds: float) -> dict[str, Any]:
-        """The metrics.json content: progressive metrics of model 0 at the top level, every model in `models`."""
-        per_model = []
-        for state in self.states[: self.num_models]:
-            result = state.metrics.result() if self.progressive else {}
-            per_model.append({f"progressive_{k}": _finite_or_none(v) for k, v in result.items() if k != "examples"})
-        metrics: dict[str, Any] = {
-            "examples": int(examples),
-            "steps": int(step),
-            **per_model[0],
-            "examples_per_sec": examples / train_seconds if train_seconds > 0 else None,
-            "train_seconds": train_seconds,
-            "steady_examples_per_sec": self.steady_examples_per_sec,
-            "progressive_metrics_seconds": self.progressive_seconds,
-            "batch_size": int(self.config.data.batch_size),
-            "num_replicas_in_sync": int(self.strategy.num_replicas_in_sync),
-            "strategy": self.config.strategy,
-        }
-        if len(per_model) > 1:
-            metrics["models"] = per_model
+    def _final_metrics(self, step: int, examples: int, train_seconds: float) -> TrainingMetrics:
+        """The metrics.json record: progressive metrics of every replica (model 0's at the top level), the
+        replicas' progressive PD, the curve and the mode's fields."""
+        models = [_model_metrics(state.metrics.result()) if self.progressive else None
+                  for state in self.states[: self.num_models]]
+        replica_pd = None
         if self.replica_pd is not None:
             pd = self.replica_pd.result()
-            metrics["progressive_relative_pd"] = _finite_or_none(pd["relative_pd"])
-            metrics["window_relative_pd"] = _finite_or_none(pd["window_relative_pd"])
-            metrics["progressive_absolute_pd"] = _finite_or_none(pd["absolute_pd"])
-            metrics["window_absolute_pd"] = _finite_or_none(pd["window_absolute_pd"])
-            metrics["progressive_pd_examples"] = int(pd["examples"])
-        if self.curve is not None:
-            metrics["progressive_curve"] = self.curve.to_json()
-        keys = ("progressive_auc", "progressive_logloss", "progressive_calibration")
-        metrics["replicas"] = [{key: model.get(key) for key in keys} for model in per_model]
-        metrics["replica_noise"] = self.plan.noise
-        metrics["saved_models"] = self.saved_model_paths() if self.config.export_saved_model else []
-        if self.distill.enabled:
-            metrics["distill_weight"] = self.distill.weight
-            metrics["distill_temperature"] = self.distill.temperature
-            metrics["distill_teacher"] = self.distill.teacher
-        if self.codistill_weight > 0:
-            metrics["codistill_weight"] = self.codistill_weight
-        if self.distill.online and self.progressive:
-            teacher = self.states[-1].metrics.result()
-            metrics["teacher_progressive_auc"] = _finite_or_none(teacher["auc"])
-            metrics["teacher_progressive_logloss"] = _finite_or_none(teacher["logloss"])
-        return metrics
+            replica_pd = ReplicaPD(
+                relative_pd=_finite_or_none(pd["relative_pd"]),
+                window_relative_pd=_finite_or_none(pd["window_relative_pd"]),
+                absolute_pd=_finite_or_none(pd["absolute_pd"]),
+                window_absolute_pd=_finite_or_none(pd["window_absolute_pd"]),
+                examples=int(pd["examples"]),
+            )
+        return TrainingMetrics(
+            examples=int(examples),
+            steps=int(step),
+            examples_per_sec=examples / train_seconds if train_seconds > 0 else None,
+            train_seconds=train_seconds,
+            steady_examples_per_sec=self.steady_examples_per_sec,
+            progressive_metrics_seconds=self.progressive_seconds,
+            batch_size=int(self.config.data.batch_size),
+            num_replicas_in_sync=int(self.strategy.num_replicas_in_sync),
+            strategy=self.config.strategy,
+            models=models,
+            replica_noise=self.plan.noise,
+            saved_models=self.saved_model_paths() if self.config.export_saved_model else [],
+            replica_pd=replica_pd,
+            progressive_curve=self.curve.to_json() if self.curve is not None else None,
+            **self.mode.metrics_fields(self.progressive),
+        )
 
     def saved_model_paths(self) -> list[str]:
         """Absolute SavedModel directories in replica order: saved_model, saved_model_1, ..."""
-        return [os.path.abspath(os.path.join(self.workdir, "saved_model" if index == 0 else f"saved_model_{index}"))
-                for index in range(self.num_models)]
+        return self._export_paths()[: self.num_models]
 
-    def _finish_outputs(self, metrics: dict[str, Any]) -> None:
+    def _export_paths(self) -> list[str]:
+        """Absolute SavedModel directory of every state (the mode's names)."""
+        return [os.path.abspath(os.path.join(self.workdir, name)) for name in self.mode.export_names()]
+
+    def _finish_outputs(self, record: TrainingMetrics) -> None:
         """Writes metrics.json and exports saved_model/ unless they already exist (a finished rerun)."""
-        metrics_path = os.path.join(self.workdir, "metrics.json")
-        if not tf.io.gfile.exists(metrics_path):
-            _write_json_atomically(metrics_path, metrics)
+        path = metrics_path(self.workdir)
+        if not tf.io.gfile.exists(path):
+            _write_json_atomically(path, record.to_json())
         if self.config.export_saved_model:
-            paths = self.saved_model_paths()
-            if self.distill.online:
-                paths.append(os.path.abspath(os.path.join(self.workdir, "saved_model_teacher")))
-            for state, path in zip(self.states, paths, strict=True):
+            for state, path in zip(self.states, self._export_paths(), strict=True):
                 if not tf.io.gfile.exists(path):
                     export_saved_model(
                         state.model, self.features, path,
@@ -507,14 +391,13 @@ class _PendingMetrics:
         self.size = 0
         self.seconds = 0.0  # wall time spent here: the cost of progressive validation
 
-    def add(self, labels: np.ndarray | list[np.ndarray], probabilities: list[np.ndarray]) -> None:
-        """`labels`: one array for all models, or one per model (replica mode with per-replica orders)."""
+    def add(self, labels: list[np.ndarray], probabilities: list[np.ndarray]) -> None:
+        """One step's labels and predictions, one entry per model (`StepResult`)."""
         start = time.perf_counter()
-        per_model = labels if isinstance(labels, list) else [labels] * len(self.states)
-        for label_store, store, y, p in zip(self.labels, self.probabilities, per_model, probabilities, strict=True):
+        for label_store, store, y, p in zip(self.labels, self.probabilities, labels, probabilities, strict=True):
             label_store.append(y)
             store.append(p)
-        self.size += per_model[0].size
+        self.size += labels[0].size
         self.seconds += time.perf_counter() - start
 
     def flush(self) -> None:
@@ -576,18 +459,9 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _codistill_weight(config: Any, plan: ReplicaPlan) -> float:
-    """`config.codistill.weight` checked: in [0, 1); > 0 needs replica mode (peers to learn from)."""
-    section = config.get("codistill") if hasattr(config, "get") else None
-    weight = section.weight if section is not None else 0.0
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= float(weight) < 1.0:
-        raise ValueError(f"`config.codistill.weight` must be a number in [0, 1) (0 = off). Received: {weight!r}")
-    if weight > 0 and plan.count < 2:
-        raise ValueError(
-            f"`config.codistill.weight={weight!r}` co-distils the replicas of one job towards each other, but "
-            f"replicas.count is {plan.count}: set --config.replicas.count=2 or more."
-        )
-    return float(weight)
+def _model_metrics(result: dict[str, float]) -> ModelMetrics:
+    """`ProgressiveMetrics.result()` as the record's (non-finite values are undefined: None)."""
+    return ModelMetrics(**{key: _finite_or_none(result[key]) for key in ModelMetrics.__dataclass_fields__})
 
 
 def _check_positive_int(key: str, value: Any) -> None:

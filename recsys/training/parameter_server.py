@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from recsys.training.task import ModelState, replica_train_step
+from recsys.training.task import ModelState, StepResult, replica_train_step
 
 
 def task_type() -> str | None:
@@ -80,17 +80,17 @@ def coordinator_results(
     checkpoint_every_steps: int,
     max_examples: int = 0,
     max_in_flight: int | None = None,
-) -> Iterator[tuple[np.ndarray, list[np.ndarray], list[float]]]:
+) -> Iterator[StepResult]:
     """Schedules one step per batch of `dataset` on the workers and yields results in stream order.
 
-    Yields per global step: (labels, [probabilities per model], [mean loss per model]). At most `max_in_flight`
+    Yields one `StepResult` per global step (positions: the batch's place in the stream). At most `max_in_flight`
     steps (default: 2 per worker) are scheduled ahead; all of them are finished before a checkpoint step's result
     is yielded, so the caller can checkpoint an exact stream position.
     """
 
     @tf.function
     def worker_step(batch):
-        _, probabilities, loss_sums = strategy.run(replica_train_step, args=(states, batch, label))
+        _, probabilities, loss_sums, _ = strategy.run(replica_train_step, args=(states, batch, label))
         return probabilities, loss_sums
 
     workers = len(tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec().as_dict().get("worker", ()))
@@ -98,17 +98,19 @@ def coordinator_results(
     in_flight: collections.deque = collections.deque()
     step, examples = first_step, first_example
 
-    def finish_oldest():
-        labels, remote = in_flight.popleft()
+    def finish_oldest() -> StepResult:
+        labels, positions, remote = in_flight.popleft()
         probabilities, loss_sums = remote.fetch()
         count = max(labels.size, 1)
-        return labels, [np.asarray(p) for p in probabilities], [float(s) / count for s in loss_sums]
+        return StepResult(labels=[labels] * len(states), probabilities=[np.asarray(p) for p in probabilities],
+                          losses=[float(s) / count for s in loss_sums], positions=[positions] * len(states))
 
     for batch in dataset:
         labels = batch[label].numpy()
         step += 1
+        positions = np.arange(examples, examples + labels.size)
         examples += labels.size
-        in_flight.append((labels, coordinator.schedule(worker_step, args=(batch,))))
+        in_flight.append((labels, positions, coordinator.schedule(worker_step, args=(batch,))))
         boundary = step % checkpoint_every_steps == 0
         stop = bool(max_examples) and examples >= max_examples
         while in_flight and (boundary or stop or len(in_flight) > limit):

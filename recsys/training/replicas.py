@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-NOISE_SOURCES = ("shuffle", "init", "shuffle+init")
+from recsys.training.noise import IDENTICAL, parse_noise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +31,7 @@ class ReplicaPlan:
 
     Attributes:
       count: number of replicas R.
-      noise: one of NOISE_SOURCES.
+      noise: one of NOISE_SOURCES (`recsys.training.noise`), or IDENTICAL (every model with the same seeds).
       init_seeds: per replica, the model-initialisation seed.
       data_seeds: per replica, the data-order seed.
     """
@@ -58,20 +58,20 @@ class ReplicaPlan:
         count, noise = (replicas.count, replicas.noise) if replicas is not None else (1, "shuffle")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"`config.replicas.count` must be an integer >= 1. Received: {count!r}")
-        if noise not in NOISE_SOURCES:
-            raise ValueError(f"`config.replicas.noise` must be one of {NOISE_SOURCES}. Received: {noise!r}")
-        if count > 1 and "shuffle" in noise and config.data.shuffle == "none":
+        parsed = parse_noise(noise, key="`config.replicas.noise`")
+        if count > 1 and parsed.shuffle and config.data.shuffle == "none":
             raise ValueError(
                 f"`config.replicas.noise={noise!r}` gives each replica its own order within each shuffle window, "
                 "but `config.data.shuffle` is 'none': set data.shuffle to 'window' or 'full', or use noise='init'."
             )
-        init, data = int(config.seed.init), int(config.seed.data)
-        return cls(
-            count=count,
-            noise=noise,
-            init_seeds=tuple(init + r if "init" in noise else init for r in range(count)),
-            data_seeds=tuple(data + r if "shuffle" in noise else data for r in range(count)),
-        )
+        seeds = [parsed.seeds(r, int(config.seed.init), int(config.seed.data)) for r in range(count)]
+        return cls(count=count, noise=noise, init_seeds=tuple(init for init, _ in seeds),
+                   data_seeds=tuple(data for _, data in seeds))
+
+    @classmethod
+    def identical(cls, count: int, init_seed: int, data_seed: int) -> ReplicaPlan:
+        """`count` models with the same seeds (`Trainer(num_models=...)`: tests and benchmarks)."""
+        return cls(count, IDENTICAL, (int(init_seed),) * count, (int(data_seed),) * count)
 
 
 class AlignedPD:
@@ -81,12 +81,18 @@ class AlignedPD:
     moves every example with position < boundary (which every replica must have scored) into the
     `ProgressivePD` accumulator, in position order. Everything pending is part of `get_state`, so a resumed run
     accumulates exactly what an uninterrupted one does.
+
+    `flush_every` says when `advance` flushes (the training mode's `pd_flush_every`): None, one order for every
+    replica: whenever the progressive metrics are updated; k > 0, per-replica orders over windows of k examples:
+    at each multiple of k (a window is complete; fixed positions of the stream, so resumed and uninterrupted runs
+    add the same chunks); 0, one window (`shuffle=full`): only at the end of the stream (`flush(None)`).
     """
 
-    def __init__(self, num_replicas: int, window: int):
+    def __init__(self, num_replicas: int, window: int, flush_every: int | None = None):
         from recsys.metrics.streaming import ProgressivePD
 
         self.num_replicas = num_replicas
+        self.flush_every = flush_every
         self.pd = ProgressivePD(num_replicas, window=window)
         self.flushed = 0  # every position below this has been added
         self._positions: list[list[np.ndarray]] = [[] for _ in range(num_replicas)]
@@ -96,6 +102,16 @@ class AlignedPD:
         for r in range(self.num_replicas):
             self._positions[r].append(np.asarray(positions[r], dtype=np.int64))
             self._probabilities[r].append(np.asarray(probabilities[r], dtype=np.float64))
+
+    def advance(self, examples: int, metrics_updated: bool) -> None:
+        """After a step that ended at stream position `examples`: flushes what `flush_every` says is complete."""
+        if self.flush_every is None:
+            if metrics_updated:
+                self.flush(examples)
+        elif self.flush_every:
+            boundary = examples // self.flush_every * self.flush_every
+            if boundary > self.flushed:
+                self.flush(boundary)
 
     def flush(self, boundary: int | None = None) -> None:
         """Adds the examples below `boundary` (None: every example all replicas have scored, at the stream's end).

@@ -1,8 +1,10 @@
 """The CTR training task: models, optimizers and the distributed train step.
 
-The loop (`recsys.training.loop`) knows nothing about the model's internals: it gets a list of `ModelState`s
-(one per trained model; a single one for an ordinary run, several when replicas share one parsed stream) and
-a step function from here.
+The loop (`recsys.training.loop`) knows nothing about the model's internals: a training mode
+(`recsys.training.modes`) holds the `ModelState`s (one per trained model; a single one for an ordinary run,
+several when replicas share one parsed stream), runs its replica-context step (`replica_train_step`,
+`replica_train_step_per_model`, distillation's `replica_distill_step`) through `make_synchronous_step` (or the
+parameter-server coordinator) and hands the loop one `StepResult` per global batch.
 
 Score-before-train at no extra cost: the train step's forward pass uses the weights from before the update, so
 the probabilities it returns are exactly what scoring the batch and then training on it would give (the model
@@ -16,11 +18,34 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from recsys.model.ctr import CTRModel, ModelSpec, build_model
 
 DENSE_OPTIMIZERS = ("adagrad", "adam", "sgd")
+
+
+@dataclasses.dataclass(frozen=True)
+class StepResult:
+    """One global step's outcome, one entry per trained model (in the mode's state order).
+
+    Attributes:
+      labels: the labels of the examples the model trained on [N] (the same array for models sharing one order).
+      probabilities: the model's predictions on them with its pre-update weights [N] (score-before-train).
+      losses: the model's mean loss over the global batch.
+      positions: the examples' positions in the time-ordered stream [N] (progressive PD aligns replicas by them).
+    """
+
+    labels: list[np.ndarray]
+    probabilities: list[np.ndarray]
+    losses: list[float]
+    positions: list[np.ndarray]
+
+    @property
+    def size(self) -> int:
+        """Examples in the global batch (every model trains on as many)."""
+        return int(self.labels[0].size)
 
 
 @dataclasses.dataclass
@@ -90,9 +115,15 @@ def build_model_state(
     return state
 
 
+# What a replica-context step returns (`make_synchronous_step`): ([labels [n]], [probabilities [n] per model],
+# [summed loss per model], [positions [n]]), with one labels entry when every model trains on the same batch, and
+# positions only when the batch carries them (per-replica orders).
+ReplicaOutputs = tuple[list[tf.Tensor], list[tf.Tensor], list[tf.Tensor], list[tf.Tensor]]
+
+
 def replica_train_step(
     states: Sequence[ModelState], batch: dict[str, tf.Tensor], label: str, codistill_weight: float = 0.0
-) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
+) -> ReplicaOutputs:
     """Trains every model on this replica's share of one global batch (replica context).
 
     The loss is the sum of per-example cross-entropies divided by the number of examples in the global batch
@@ -101,19 +132,19 @@ def replica_train_step(
     `codistill_weight` > 0: the models are co-distilled (`replica_codistill_step`).
 
     Returns:
-      (labels [n], per model: probabilities [n] computed with the pre-update weights, per model: summed loss).
+      ([labels [n]], per model: probabilities [n] computed with the pre-update weights, per model: summed loss, []).
     """
     labels = batch[label]
     if codistill_weight > 0:
         probabilities, loss_sums = replica_codistill_step(states, [batch] * len(states), label, codistill_weight)
-        return labels, probabilities, loss_sums
+        return [labels], probabilities, loss_sums, []
     global_count = _global_count(labels)
     probabilities, loss_sums = [], []
     for state in states:
         probability, loss_sum = _train_model(state, batch, global_count)
         probabilities.append(probability)
         loss_sums.append(loss_sum)
-    return labels, probabilities, loss_sums
+    return [labels], probabilities, loss_sums, []
 
 
 def _global_count(labels: tf.Tensor) -> tf.Tensor:
@@ -202,7 +233,7 @@ def replica_codistill_step(states: Sequence[ModelState], batches: Sequence[dict[
 
 
 def replica_train_step_per_model(states: Sequence[ModelState], batches: Sequence[Any], label: str,
-                                 codistill_weight: float = 0.0):
+                                 codistill_weight: float = 0.0) -> ReplicaOutputs:
     """Like `replica_train_step`, but model r trains on its own batch `batches[r] = (features, positions)`.
 
     Returns:
@@ -224,78 +255,27 @@ def replica_train_step_per_model(states: Sequence[ModelState], batches: Sequence
     return labels, probabilities, loss_sums, positions
 
 
-def make_per_model_train_step(
-    strategy: tf.distribute.Strategy, states: Sequence[ModelState], label: str, element_spec: Any = None,
-    codistill_weight: float = 0.0,
-) -> Callable:
-    """A `tf.function` for replica mode with per-replica orders (`DataSource.replica_dataset` batches).
+def make_synchronous_step(strategy: tf.distribute.Strategy, replica_fn: Callable, element_spec: Any = None
+                          ) -> Callable:
+    """The one step builder of the synchronous strategies: a `tf.function` running `replica_fn(batch)` on every
+    replica and gathering its outputs to the global batch.
 
-    Returns a function `batch → ([labels [N]], [probabilities [N]], [mean loss], [positions [N]])`, one entry per
-    model, all gathered to the global batch. One traced step trains every model, so the per-step overhead
-    (dispatch, input) is paid once.
+    `replica_fn` (replica context) returns `([labels [n]], [probabilities [n] per model], [summed loss per model],
+    [positions [n]])`: one labels entry for all models when they share one order or one per model, and positions
+    only when the batch carries them (per-replica orders), else `[]`. The step returns the same four lists gathered
+    (global batch N), with each summed loss turned into the global mean over its model's labels. `element_spec`
+    (the distributed dataset's) fixes the signature, so the final partial batch does not trigger a second trace.
     """
 
     @tf.function(input_signature=[element_spec] if element_spec is not None else None)
     def train_step(batch):
-        labels, probabilities, loss_sums, positions = strategy.run(
-            replica_train_step_per_model, args=(states, batch, label, codistill_weight))
+        labels, probabilities, loss_sums, positions = strategy.run(replica_fn, args=(batch,))
         labels = [strategy.gather(t, axis=0) for t in labels]
         probabilities = [strategy.gather(p, axis=0) for p in probabilities]
         positions = [strategy.gather(p, axis=0) for p in positions]
-        losses = []
-        for model_labels, loss_sum in zip(labels, loss_sums, strict=True):
-            count = tf.maximum(tf.cast(tf.shape(model_labels)[0], tf.float32), 1.0)
-            losses.append(strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None) / count)
+        counts = [tf.maximum(tf.cast(tf.shape(t)[0], tf.float32), 1.0) for t in labels]
+        losses = [strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None) / counts[min(i, len(counts) - 1)]
+                  for i, loss_sum in enumerate(loss_sums)]
         return labels, probabilities, losses, positions
 
     return train_step
-
-
-def replica_score_step(states: Sequence[ModelState], batch: dict[str, tf.Tensor], label: str):
-    """Scores one batch with every model without training (replica context): (labels, [probabilities])."""
-    return batch[label], [tf.sigmoid(state.model(batch, training=False)) for state in states]
-
-
-def make_train_step(
-    strategy: tf.distribute.Strategy, states: Sequence[ModelState], label: str, element_spec: Any = None,
-    codistill_weight: float = 0.0,
-) -> Callable:
-    """A `tf.function` taking one distributed batch and returning global NumPy-ready tensors.
-
-    Returns a function `batch → (labels [N], [probabilities [N] per model], [mean loss per model])` where N is the
-    global batch size; predictions come from the pre-update weights (score-before-train). `element_spec` (the
-    distributed dataset's) fixes the signature, so the final partial batch does not trigger a second trace.
-    """
-
-    return make_synchronous_step(strategy, replica_train_step, (states, label, codistill_weight), element_spec)
-
-
-def make_synchronous_step(strategy: tf.distribute.Strategy, replica_fn: Callable, args: tuple,
-                          element_spec: Any = None) -> Callable:
-    """The `tf.function` around `replica_fn(args[0], batch, *args[1:])` (replica context, returning labels,
-    [probabilities], [summed loss]): gathers labels and probabilities to the global batch and turns the summed
-    losses into global means. Shared by `make_train_step` and distillation's step."""
-
-    @tf.function(input_signature=[element_spec] if element_spec is not None else None)
-    def train_step(batch):
-        labels, probabilities, loss_sums = strategy.run(replica_fn, args=(args[0], batch, *args[1:]))
-        labels = strategy.gather(labels, axis=0)
-        probabilities = [strategy.gather(p, axis=0) for p in probabilities]
-        count = tf.maximum(tf.cast(tf.shape(labels)[0], tf.float32), 1.0)
-        losses = [strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) / count for s in loss_sums]
-        return labels, probabilities, losses
-
-    return train_step
-
-
-def make_score_step(
-    strategy: tf.distribute.Strategy, states: Sequence[ModelState], label: str, element_spec: Any = None
-) -> Callable:
-    """A `tf.function` scoring one distributed batch: (labels [N], [probabilities [N] per model])."""
-
-    @tf.function(input_signature=[element_spec] if element_spec is not None else None)
-    def score_step(batch):
-        labels, probabilities = strategy.run(replica_score_step, args=(states, batch, label))
-        return strategy.gather(labels, axis=0), [strategy.gather(p, axis=0) for p in probabilities]
-
-    return score_step

@@ -174,7 +174,7 @@ def test_per_layer_activations_reach_their_layers():
 
 def _one_step(state, batch):
     before = [v.numpy().copy() for v in state.model.trainable_variables]
-    labels, probabilities, losses = task.replica_train_step([state], batch, "label")
+    _, probabilities, losses, _ = task.replica_train_step([state], batch, "label")
     after = [v.numpy() for v in state.model.trainable_variables]
     return before, after, probabilities[0].numpy(), float(losses[0])
 

@@ -110,7 +110,8 @@ def test_online_teacher_with_student_replicas(stream, tmp_path):
     for name in ("saved_model", "saved_model_1", "saved_model_teacher"):
         assert os.path.isdir(tmp_path / "run" / name), name
     # The teacher is initialised apart from both students (init seeds 0, 1 → teacher 2).
-    teacher_init = task.build_model_state(trainer._teacher_spec(), "label", config.optimizer, 2, trainer._new_metrics)
+    teacher_init = task.build_model_state(trainer.mode.teacher_spec(), "label", config.optimizer, 2,
+                                          trainer._new_metrics)
     batch = next(iter(make_dataset(stream, FEATURES, 64)))
     np.testing.assert_allclose(trainer.recorded[0][1][2], tf.sigmoid(teacher_init.model(batch)).numpy(),
                                rtol=0, atol=1e-6)

@@ -54,10 +54,10 @@ def test_teacher_predictions_for_a_batch_come_before_any_update_on_it(stream, tm
 
     # A fresh copy of the teacher (same spec and seed) scores batch 1, trains on it, scores batch 2.
     batches = list(make_dataset(stream, FEATURES, 64).take(3))
-    fresh = task.build_model_state(trainer._teacher_spec(), "label", config.optimizer, int(config.seed.init) + 1,
+    fresh = task.build_model_state(trainer.mode.teacher_spec(), "label", config.optimizer, int(config.seed.init) + 1,
                                    trainer._new_metrics)
     strategy = tf.distribute.get_strategy()
-    train_step = task.make_train_step(strategy, [fresh], "label")
+    train_step = task.make_synchronous_step(strategy, lambda batch: task.replica_train_step([fresh], batch, "label"))
     expected = []
     for batch in batches[:2]:
         expected.append(tf.sigmoid(fresh.model(batch, training=False)).numpy())

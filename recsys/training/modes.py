@@ -1,0 +1,304 @@
+"""Training modes: what is trained, by which step, and what it adds to the outputs, behind one interface.
+
+The loop (`recsys.training.loop.Trainer`) selects a mode once from the config (`select_mode`, which also holds
+the checks of which modes combine with which strategies) and then only iterates the mode's `StepResult`s; it does
+not branch on the mode. A mode provides
+
+- its model states (`build`): the R replicas of `config.replicas` (their seeds from `ReplicaPlan`), then any
+  model of its own (the online distillation teacher) — all trained, checkpointed and scored alike;
+- its steps (`results`): one `StepResult` per global batch, from `task.make_synchronous_step` around its
+  replica-context step, or from the parameter-server coordinator;
+- its outputs: the SavedModel folder of each state (`export_names`), its metrics.json fields (`metrics_fields`)
+  and how replica predictions line up for progressive PD (`pd_flush_every`).
+
+- `SharedOrderMode`: every model trains on the same batches (a plain run, replicas with noise `init`, identical
+  models), co-distilled with `config.codistill.weight`; step `task.replica_train_step`.
+- `PerReplicaOrderMode`: replicas with their own orders (noise `shuffle`, `shuffle+init`), co-distilled or not;
+  step `task.replica_train_step_per_model`.
+- `DistillMode`: `config.distill.teacher` set (SavedModel or online teacher), 1 or R students on one order;
+  step `distill.replica_distill_step`.
+- `ParameterServerMode`: `strategy=parameter_server`, one model on asynchronous workers;
+  `parameter_server.coordinator_results` (`task.replica_train_step` on the workers).
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from recsys.model.ctr import ModelSpec
+from recsys.training import distill, parameter_server
+from recsys.training import strategy as strategy_lib
+from recsys.training.metrics_record import DistillMetrics, TeacherMetrics
+from recsys.training.replicas import ReplicaPlan
+from recsys.training.task import (
+    ModelState,
+    StepResult,
+    build_model_state,
+    make_synchronous_step,
+    replica_train_step,
+    replica_train_step_per_model,
+)
+
+# Strategies with one synchronous input pipeline whose batches can carry per-replica orders or teacher inputs.
+LOCAL_STRATEGIES = ("default", "mirrored")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModeContext:
+    """What a mode builds its states and steps from (owned by the trainer)."""
+
+    config: Any
+    strategy: tf.distribute.Strategy
+    source: Any  # recsys.training.data.DataSource
+    spec: ModelSpec
+    label: str
+    new_metrics: Callable[[], Any]  # a fresh ProgressiveMetrics
+
+
+class TrainingMode(abc.ABC):
+    """One way of training (module docstring). `build` once, then `results` from a stream position.
+
+    Attributes:
+      plan: the replicas' seeds; the first `plan.count` states are the replicas.
+      states: every trained model (after `build`).
+      keep_serialized: the batches must carry the serialized records (`DataSource.keep_serialized`).
+    """
+
+    keep_serialized = False
+
+    def __init__(self, plan: ReplicaPlan):
+        self.plan = plan
+        self.states: list[ModelState] = []
+        self.context: ModeContext | None = None
+
+    def build(self, context: ModeContext) -> None:
+        """Builds every state under `context.strategy.scope()`: the replicas, then `_extra_states`."""
+        self.context = context
+        with context.strategy.scope():
+            for init_seed in self.plan.init_seeds:
+                self.states.append(build_model_state(context.spec, context.label, context.config.optimizer,
+                                                     init_seed=init_seed, metrics_factory=context.new_metrics))
+            self.states.extend(self._extra_states(context))
+
+    def _extra_states(self, context: ModeContext) -> list[ModelState]:
+        return []
+
+    @abc.abstractmethod
+    def results(self, step: int, examples: int) -> Iterator[StepResult]:
+        """One `StepResult` per global batch, from global step `step` and stream offset `examples` on."""
+
+    def export_names(self) -> list[str]:
+        """The SavedModel folder (under the workdir) of each state: saved_model, saved_model_1, ..."""
+        return ["saved_model" if index == 0 else f"saved_model_{index}" for index in range(self.plan.count)]
+
+    def metrics_fields(self, progressive: bool) -> dict[str, Any]:
+        """The mode's `TrainingMetrics` fields (keyword arguments), e.g. its loss settings."""
+        return {}
+
+    def pd_flush_every(self) -> int | None:
+        """How replica predictions line up for progressive PD (`replicas.AlignedPD`): None = every batch is
+        aligned (one order), so PD is added with every progressive-metrics chunk."""
+        return None
+
+    def _synchronous_results(self, dataset: Any, replica_fn: Callable, examples: int) -> Iterator[StepResult]:
+        """Runs `replica_fn` (task.ReplicaOutputs) on every batch of the distributed `dataset`. Every process
+        gets the whole global batch's labels and predictions (all-gathered)."""
+        train_step = make_synchronous_step(self.context.strategy, replica_fn, dataset.element_spec)
+        count = len(self.states)
+        for batch in dataset:
+            labels, probabilities, losses, positions = train_step(batch)
+            labels = [t.numpy() for t in labels]
+            size = labels[0].size
+            yield StepResult(
+                labels=labels if len(labels) == count else labels * count,
+                probabilities=[p.numpy() for p in probabilities],
+                losses=[float(loss) for loss in losses],
+                positions=([p.numpy() for p in positions] if positions
+                           else [np.arange(examples, examples + size)] * count),
+            )
+            examples += size
+
+
+class SharedOrderMode(TrainingMode):
+    """Every model trains on the same batches: one model, replicas with noise `init`, or identical models;
+    co-distilled when `codistill_weight` > 0."""
+
+    def __init__(self, plan: ReplicaPlan, codistill_weight: float = 0.0):
+        super().__init__(plan)
+        self.codistill_weight = codistill_weight
+
+    def results(self, step: int, examples: int) -> Iterator[StepResult]:
+        context = self.context
+        dataset = context.source.distributed_dataset(context.strategy, context.config.data.batch_size,
+                                                     start_offset=examples)
+
+        def replica_fn(batch):
+            return replica_train_step(self.states, batch, context.label, self.codistill_weight)
+
+        yield from self._synchronous_results(dataset, replica_fn, examples)
+
+    def metrics_fields(self, progressive: bool) -> dict[str, Any]:
+        return {"codistill_weight": self.codistill_weight} if self.codistill_weight > 0 else {}
+
+
+class PerReplicaOrderMode(SharedOrderMode):
+    """Replica r trains on its own permutation of each shuffle window (`DataSource.replica_dataset`); its
+    predictions carry stream positions, and PD is added once a window is complete."""
+
+    def results(self, step: int, examples: int) -> Iterator[StepResult]:
+        context = self.context
+        dataset = context.source.replica_distributed_dataset(
+            context.strategy, context.config.data.batch_size, self.plan.data_seeds, start_offset=examples)
+
+        def replica_fn(batches):
+            return replica_train_step_per_model(self.states, batches, context.label, self.codistill_weight)
+
+        yield from self._synchronous_results(dataset, replica_fn, examples)
+
+    def pd_flush_every(self) -> int | None:
+        # Window boundaries are fixed positions of the stream, so resumed and uninterrupted runs add the same
+        # chunks; `shuffle=full` is one window: PD is added at the end only.
+        data = self.context.config.data
+        return int(data.shuffle_buffer) if data.shuffle == "window" else 0
+
+
+class DistillMode(TrainingMode):
+    """Students (the replicas, one order) learn from a SavedModel teacher or an online teacher trained in the
+    same step (`recsys.training.distill`); the online teacher is the last state, exported to
+    saved_model_teacher/."""
+
+    def __init__(self, plan: ReplicaPlan, spec: distill.DistillSpec):
+        super().__init__(plan)
+        self.spec = spec
+        self.keep_serialized = not spec.online
+        self.teacher: distill.SavedModelTeacher | None = None
+
+    def teacher_spec(self) -> ModelSpec:
+        """`config.model` with `config.distill.teacher_activation` when it is set."""
+        context = self.context
+        model_config = context.config.model.copy_and_resolve_references()
+        if self.spec.teacher_activation:
+            model_config.activation = self.spec.teacher_activation
+        return ModelSpec.from_config(model_config, context.source.features)
+
+    def build(self, context: ModeContext) -> None:
+        super().build(context)
+        if not self.spec.online:
+            self.teacher = distill.SavedModelTeacher(self.spec.teacher, context.source.features)
+            first = next(iter(context.source.dataset(int(context.config.data.batch_size))))
+            self.teacher.check_batch(first[distill.SERIALIZED_KEY])
+
+    def _extra_states(self, context: ModeContext) -> list[ModelState]:
+        if not self.spec.online:
+            return []
+        return [build_model_state(self.teacher_spec(), context.label, context.config.optimizer,
+                                  init_seed=max(self.plan.init_seeds) + 1, metrics_factory=context.new_metrics)]
+
+    def results(self, step: int, examples: int) -> Iterator[StepResult]:
+        context = self.context
+        dataset = context.source.distributed_dataset(context.strategy, context.config.data.batch_size,
+                                                     start_offset=examples)
+
+        def replica_fn(batch):
+            return distill.replica_distill_step(self.states, batch, self.teacher, context.label, self.spec)
+
+        yield from self._synchronous_results(dataset, replica_fn, examples)
+
+    def export_names(self) -> list[str]:
+        return super().export_names() + (["saved_model_teacher"] if self.spec.online else [])
+
+    def metrics_fields(self, progressive: bool) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "distill": DistillMetrics(self.spec.weight, self.spec.temperature, self.spec.teacher)}
+        if self.spec.online and progressive:
+            teacher = self.states[-1].metrics.result()
+            fields["teacher"] = TeacherMetrics(_finite_or_none(teacher["auc"]), _finite_or_none(teacher["logloss"]))
+        return fields
+
+
+class ParameterServerMode(TrainingMode):
+    """One model under `ParameterServerStrategy`: this process (the chief) schedules the steps on the workers
+    through a `ClusterCoordinator` (`recsys.training.parameter_server`)."""
+
+    def build(self, context: ModeContext) -> None:
+        self.coordinator = tf.distribute.experimental.coordinator.ClusterCoordinator(context.strategy)
+        super().build(context)
+
+    def results(self, step: int, examples: int) -> Iterator[StepResult]:
+        context = self.context
+        config = context.config
+        return parameter_server.coordinator_results(
+            context.strategy, self.coordinator, self.states, context.label,
+            context.source.dataset(config.data.batch_size, start_offset=examples),
+            first_step=step, first_example=examples, checkpoint_every_steps=config.checkpoint_every_steps,
+            max_examples=int(config.data.max_examples),
+        )
+
+
+def select_mode(config: Any, plan: ReplicaPlan) -> TrainingMode:
+    """The training mode of `config` (before any TensorFlow object is built).
+
+    Raises:
+      ValueError: replicas under parameter servers; per-replica orders, or distillation, under a strategy other
+        than 'default'/'mirrored'; distillation with per-replica orders; a bad `config.distill` or
+        `config.codistill.weight`; distillation together with co-distillation.
+    """
+    if plan.count > 1 and config.strategy == "parameter_server":
+        raise ValueError(
+            f"Replica mode (replicas.count={plan.count}) does not run under strategy='parameter_server' "
+            f"(asynchronous workers cannot align the replicas' predictions); use {strategy_lib.LOOP_STRATEGIES[:2]}"
+        )
+    if plan.separate_orders and config.strategy not in LOCAL_STRATEGIES:
+        raise ValueError(
+            f"Replica mode with noise={plan.noise!r} (one order per replica) runs under strategy 'default' or "
+            f"'mirrored'. Received: strategy={config.strategy!r}; use noise='init' for other strategies."
+        )
+    distill_spec = distill.DistillSpec.from_config(config.distill)
+    if distill_spec.enabled and config.strategy not in LOCAL_STRATEGIES:
+        raise ValueError(
+            f"Distillation (config.distill.teacher={distill_spec.teacher!r}) runs under strategy 'default' or "
+            f"'mirrored'. Received: strategy={config.strategy!r}"
+        )
+    if distill_spec.enabled and plan.separate_orders:
+        raise ValueError(
+            f"Distillation with replicas (replicas.count={plan.count}) needs one order for every model, so that "
+            f"the teacher scores each batch before training on it for every student; "
+            f"replicas.noise={plan.noise!r} gives each replica its own order. Use replicas.noise='init'."
+        )
+    codistill_weight = _codistill_weight(config, plan)
+    if codistill_weight > 0 and distill_spec.enabled:
+        raise ValueError(
+            "Give either `config.distill.teacher` or `config.codistill.weight`, not both. Received: "
+            f"teacher={distill_spec.teacher!r}, codistill.weight={codistill_weight!r}"
+        )
+    if config.strategy == "parameter_server":
+        return ParameterServerMode(plan)
+    if distill_spec.enabled:
+        return DistillMode(plan, distill_spec)
+    if plan.separate_orders:
+        return PerReplicaOrderMode(plan, codistill_weight)
+    return SharedOrderMode(plan, codistill_weight)
+
+
+def _codistill_weight(config: Any, plan: ReplicaPlan) -> float:
+    """`config.codistill.weight` checked: in [0, 1); > 0 needs replica mode (peers to learn from)."""
+    section = config.get("codistill") if hasattr(config, "get") else None
+    weight = section.weight if section is not None else 0.0
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= float(weight) < 1.0:
+        raise ValueError(f"`config.codistill.weight` must be a number in [0, 1) (0 = off). Received: {weight!r}")
+    if weight > 0 and plan.count < 2:
+        raise ValueError(
+            f"`config.codistill.weight={weight!r}` co-distils the replicas of one job towards each other, but "
+            f"replicas.count is {plan.count}: set --config.replicas.count=2 or more."
+        )
+    return float(weight)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
