@@ -7,7 +7,6 @@ folder is polled every --poll_seconds and a newer complete version is loaded and
 failing requests in flight. SIGTERM or SIGINT: stop accepting, finish the requests in flight (up to
 --grace_seconds), exit 0. See docs/serving.md.
 """
-import json
 import os
 import signal
 import sys
@@ -16,6 +15,7 @@ import threading
 from absl import app, flags, logging
 
 import recsys  # noqa: F401  (must precede TensorFlow)
+from recsys import atomic
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_base_path", None, "Folder with numeric version subfolders of SavedModels.")
@@ -36,10 +36,8 @@ flags.mark_flag_as_required("model_base_path")
 
 
 def _write_ready_file(path: str, grpc_port: int, rest_port: int | None) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump({"grpc_port": grpc_port, "rest_port": rest_port, "pid": os.getpid()}, f)
-    os.replace(tmp, path)  # readers never see a half-written file
+    # Atomic: readers never see a half-written file.
+    atomic.write_json(path, {"grpc_port": grpc_port, "rest_port": rest_port, "pid": os.getpid()})
 
 
 def serve() -> None:

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
 
+from recsys import atomic
 from recsys.layers import activations
 
 HIDDEN_UNITS: tuple[int, ...] = (256, 128, 64, 32, 16)
@@ -387,9 +388,8 @@ def plot_surfaces(
 
 def _save_png(figure: Figure, path: str) -> None:
     """Writes through a temporary name so an interrupted run never leaves a truncated PNG at `path`."""
-    temporary = path + ".tmp"
-    figure.savefig(temporary, format="png", dpi=110)
-    os.replace(temporary, path)
+    with atomic.replacing(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=110)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -457,10 +457,7 @@ def make_landscape_figures(
         **{r.normalization: {"local_minima_1d": r.minima_1d, "local_minima_2d": r.minima_2d} for r in results},
     }
     summary_path = os.path.join(output_dir, MINIMA_FILE)
-    with open(summary_path + ".tmp", "w", encoding="utf-8") as stream:
-        json.dump(summary, stream, indent=2, ensure_ascii=False)
-        stream.write("\n")
-    os.replace(summary_path + ".tmp", summary_path)
+    atomic.write_text(summary_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return results
 
 

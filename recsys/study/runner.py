@@ -11,16 +11,16 @@ Workdir layout:
     results.json, results.md, pd_vs_accuracy.png
     convergence.png                 with distillation cells: progressive AUC over the stream, per cell
 
-Training. When the trainer supports replica mode (`replicas` in its config: `replicas.count`,
-`replicas.noise`), a cell is one trainer run over one parsed stream that exports `saved_model`,
-`saved_model_1`, …; the cell then also has the trainer's progressive PD. Otherwise (or with
-`study.replica_mode = "separate"`, or for a cell already started as separate runs) each replica is its own run
-with the seeds of `grid.replica_seeds`. The
+Training. By default (`study.replica_mode` `auto` or `replicas`) a cell is one trainer run in replica mode
+(`replicas.count`, `replicas.noise`) over one parsed stream that exports `saved_model`, `saved_model_1`, …
+(`recsys.training.modes.saved_model_names`); the cell then also has the trainer's progressive PD. With
+`study.replica_mode = "separate"` each replica is its own run with the seeds of `recsys.training.noise`. The
 trainer runs in this process (`recsys.training.loop.train`), so TensorFlow starts once per study.
 
 Resuming. A trainer run is finished when its workdir has `metrics.json` and its SavedModel(s): it is not run
 again. An unfinished one resumes from its last checkpoint (the trainer's own resume). A finished run whose
-`config.json` differs from the config the study would give it is refused (a new workdir is needed). Held-out
+`config.json` differs from the config the study would give it (`recsys.training.loop.config_differences`, the
+trainer's own rule) is refused (a new workdir is needed). Held-out
 predictions are stored per cell with, for each replica, its SavedModel (path and a digest of its files): a
 replica already scored on the same held-out data is not scored again. So raising `grid.replicas` later (separate
 mode) trains and scores only the new replicas. The analysis (PD, intervals, accuracy) is recomputed from the
@@ -42,11 +42,13 @@ from typing import Any
 import numpy as np
 from absl import logging
 
+from recsys import atomic
 from recsys.metrics import accuracy, bootstrap
 from recsys.study import analysis, grid
 from recsys.study.data import REPO_ROOT, EvalSet, StudyData, prepare_data
 from recsys.training import metrics_record
-from recsys.training.metrics_record import TrainingMetrics
+from recsys.training.loop import config_differences
+from recsys.training.modes import saved_model_names
 
 RESULTS_FORMAT_VERSION = 1
 REPLICA_MODES = ("auto", "replicas", "separate")
@@ -56,13 +58,6 @@ class CellTrainingError(RuntimeError):
     """A cell's training stopped (e.g. non-finite loss); the study records it and goes on with the next cell."""
 
 
-def _json_dump(path: str, data: Any) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-
-
 def _read_json(path: str) -> dict[str, Any] | None:
     if not os.path.exists(path):
         return None
@@ -70,30 +65,12 @@ def _read_json(path: str) -> dict[str, Any] | None:
         return json.load(f)
 
 
-def trainer_supports_replicas(train_config: Any) -> bool:
-    """Whether the trainer's config has the replica-mode keys (`replicas.count`, `replicas.noise`)."""
-    replicas = train_config.get("replicas") if hasattr(train_config, "get") else None
-    return replicas is not None and "count" in replicas and "noise" in replicas
-
-
 def use_replica_mode(config: Any) -> bool:
+    """Whether the cells train as one trainer run in replica mode (`auto`, `replicas`) or one run per replica."""
     mode = config.study.replica_mode
     if mode not in REPLICA_MODES:
         raise ValueError(f"`study.replica_mode` must be one of {REPLICA_MODES}. Received: {mode!r}")
-    supported = trainer_supports_replicas(config.train)
-    if mode == "replicas" and not supported:
-        raise ValueError("`study.replica_mode='replicas'` but this trainer's config has no `replicas` keys; use "
-                         "'auto' or 'separate'.")
-    return supported and mode != "separate"
-
-
-def cell_uses_replica_mode(config: Any, cell: grid.Cell, workdir: str) -> bool:
-    """Replica mode for this cell: as `use_replica_mode`, except that with "auto" a cell already trained (or
-    started) as separate runs (`replica_0/` exists, e.g. before the trainer had replica mode) stays separate."""
-    if not use_replica_mode(config):
-        return False
-    started_separately = os.path.isdir(os.path.join(workdir, "cells", cell.cell_id, "replica_0"))
-    return not (config.study.replica_mode == "auto" and started_separately)
+    return mode != "separate"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -138,12 +115,8 @@ class CellRunner:
         """The replicas' SavedModel directories, in replica order."""
         if self.replica_mode:
             workdir = os.path.join(self.directory, "train")
-            listed = TrainingMetrics.load(workdir).saved_models if metrics_record.exists(workdir) else None
-            if listed:
-                return [p if os.path.isabs(p) else os.path.join(workdir, p) for p in listed]
-            return [os.path.join(workdir, "saved_model" if r == 0 else f"saved_model_{r}")
-                    for r in range(self.cell.replicas)]
-        return [os.path.join(workdir, "saved_model") for workdir, _ in self.trainer_runs()]
+            return [os.path.join(workdir, name) for name in saved_model_names(self.cell.replicas)]
+        return [os.path.join(workdir, saved_model_names(1)[0]) for workdir, _ in self.trainer_runs()]
 
     def trained(self) -> bool:
         runs_done = all(metrics_record.exists(w) for w, _ in self.trainer_runs())
@@ -209,7 +182,7 @@ class CellRunner:
         ]).astype(np.float32)
         os.makedirs(self.directory, exist_ok=True)
         np.save(path, predictions)
-        _json_dump(meta_path, {"eval_fingerprint": eval_set.fingerprint, "models": keys})
+        atomic.write_json(meta_path, {"eval_fingerprint": eval_set.fingerprint, "models": keys})
         # Analysis always reads back the stored float32 values, so a first run and a rerun agree exactly.
         return np.load(path).astype(np.float64)
 
@@ -219,37 +192,16 @@ class CellRunner:
         The trainer refuses them too, but only when it runs; finished runs are not run again, so the study checks
         their config.json itself. Keys that do not change what is computed (logging, checkpoint cadence) may differ.
         """
-        from recsys.training.loop import RESUMABLE_KEYS
-
         for workdir, trainer_config in self.trainer_runs():
             saved = _read_json(os.path.join(workdir, "config.json"))
             if saved is None:
                 continue
-            differences = _differences(saved, json.loads(trainer_config.to_json()), set(RESUMABLE_KEYS))
+            differences = config_differences(saved, json.loads(trainer_config.to_json()))
             if differences:
                 raise ValueError(
                     f"{workdir} was trained with a different config ({'; '.join(differences[:3])}); use a new "
                     "--workdir, or delete that folder to retrain it."
                 )
-
-
-def _differences(saved: dict[str, Any], current: dict[str, Any], ignored: set[str], prefix: str = "") -> list[str]:
-    """Keys whose values differ between a run's saved config.json and the current one.
-
-    Keys missing from the saved config are not differences: the trainer gained them after that run was written
-    (a run from before replica mode has no `replicas`), and new trainer keys default to the earlier behaviour.
-    """
-    out = []
-    for key in sorted(set(saved) | set(current)):
-        name = f"{prefix}{key}"
-        if name in ignored or key not in saved:
-            continue
-        old, new = saved.get(key), current.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            out += _differences(old, new, ignored, f"{name}.")
-        elif old != new:
-            out.append(f"{name}: {old!r} -> {new!r}")
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -360,15 +312,13 @@ def run_study(config: Any, workdir: str) -> dict[str, Any]:
     """
     started = time.perf_counter()
     cells = grid.expand_grid(config)
-    use_replica_mode(config)  # validates study.replica_mode before anything runs
+    replica_mode = use_replica_mode(config)  # validates study.replica_mode before anything runs
     bootstrap.check_options(int(config.analysis.bootstrap), float(config.analysis.confidence),
                             "analysis.bootstrap", "analysis.confidence")
     os.makedirs(workdir, exist_ok=True)
     data = prepare_data(config.data, workdir)
-    runners = [CellRunner(config, cell, workdir, data, cell_uses_replica_mode(config, cell, workdir))
-               for cell in cells]
-    modes = {"replicas" if r.replica_mode else "separate" for r in runners}
-    trainer_mode = modes.pop() if len(modes) == 1 else "mixed"
+    runners = [CellRunner(config, cell, workdir, data, replica_mode) for cell in cells]
+    trainer_mode = "replicas" if replica_mode else "separate"
     for runner in runners:
         runner.check_not_stale()
     logging.info("Study %s: %d cells, trainer mode %s; train %s; held-out %s", config.name, len(cells),
@@ -445,7 +395,7 @@ def write_outputs(results: dict[str, Any], workdir: str) -> None:
     from recsys.plots import study as study_plots
     from recsys.study import report
 
-    _json_dump(os.path.join(workdir, "results.json"), results)
+    atomic.write_json(os.path.join(workdir, "results.json"), results)
     with open(os.path.join(workdir, "results.md"), "w") as f:
         f.write(report.to_markdown(results))
     study_plots.plot_pd_vs_accuracy(results["cells"], os.path.join(workdir, "pd_vs_accuracy.png"), grid.NOISE_SOURCES,

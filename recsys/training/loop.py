@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from recsys import atomic
 from recsys.data.features import FeatureSet
 from recsys.model.ctr import ModelSpec
 from recsys.training import parameter_server, summaries
@@ -350,7 +351,7 @@ class Trainer:
         """Writes metrics.json and exports saved_model/ unless they already exist (a finished rerun)."""
         path = metrics_path(self.workdir)
         if not tf.io.gfile.exists(path):
-            _write_json_atomically(path, record.to_json())
+            atomic.write_json(path, record.to_json(), sort_keys=True)
         if self.config.export_saved_model:
             for state, path in zip(self.states, self._export_paths(), strict=True):
                 if not tf.io.gfile.exists(path):
@@ -366,13 +367,13 @@ class Trainer:
         if tf.io.gfile.exists(path):
             with tf.io.gfile.GFile(path) as f:
                 previous = json.load(f)
-            differences = _config_differences(previous, resolved)
+            differences = config_differences(previous, resolved)
             if differences:
                 raise ValueError(
                     f"{self.workdir} holds a run with a different config; resume it with the same config or use a new "
                     f"workdir. Differences (key: saved -> now): {'; '.join(differences)}"
                 )
-        _write_json_atomically(path, resolved)
+        atomic.write_json(path, resolved, sort_keys=True)
 
     def resolved_config(self) -> dict[str, Any]:
         """The config as JSON, with the features file resolved to the one actually used."""
@@ -469,7 +470,10 @@ def _check_positive_int(key: str, value: Any) -> None:
         raise ValueError(f"`{key}` must be a positive integer. Received: {value!r}")
 
 
-def _config_differences(previous: dict, current: dict, prefix: str = "") -> list[str]:
+def config_differences(previous: dict, current: dict, prefix: str = "") -> list[str]:
+    """`key: saved -> now` for every key whose value differs between a run's saved config.json and `current`
+    (a key only one of them has differs too); `RESUMABLE_KEYS` are ignored. The trainer refuses to resume, and
+    the study to reuse a finished run, when this is not empty."""
     differences = []
     for key in sorted(set(previous) | set(current)):
         name = f"{prefix}{key}"
@@ -477,17 +481,10 @@ def _config_differences(previous: dict, current: dict, prefix: str = "") -> list
             continue
         old, new = previous.get(key), current.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
-            differences += _config_differences(old, new, prefix=f"{name}.")
+            differences += config_differences(old, new, prefix=f"{name}.")
         elif old != new:
             differences.append(f"{name}: {old!r} -> {new!r}")
     return differences
-
-
-def _write_json_atomically(path: str, data: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def train(config: Any, workdir: str, **kwargs) -> RunOutputs:

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from recsys.model.ctr import ModelSpec
+from recsys.serving import contract
 from recsys.training import distill, parameter_server
 from recsys.training import strategy as strategy_lib
 from recsys.training.metrics_record import DistillMetrics, TeacherMetrics
@@ -47,6 +48,12 @@ from recsys.training.task import (
 
 # Strategies with one synchronous input pipeline whose batches can carry per-replica orders or teacher inputs.
 LOCAL_STRATEGIES = ("default", "mirrored")
+
+
+def saved_model_names(count: int) -> list[str]:
+    """The SavedModel folders of `count` replicas in a trainer workdir: saved_model, saved_model_1, ..."""
+    return [contract.WORKDIR_SAVED_MODEL if index == 0 else f"{contract.WORKDIR_SAVED_MODEL}_{index}"
+            for index in range(count)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +102,7 @@ class TrainingMode(abc.ABC):
 
     def export_names(self) -> list[str]:
         """The SavedModel folder (under the workdir) of each state: saved_model, saved_model_1, ..."""
-        return ["saved_model" if index == 0 else f"saved_model_{index}" for index in range(self.plan.count)]
+        return saved_model_names(self.plan.count)
 
     def metrics_fields(self, progressive: bool) -> dict[str, Any]:
         """The mode's `TrainingMetrics` fields (keyword arguments), e.g. its loss settings."""

@@ -1,7 +1,6 @@
 """Cell runner wiring without training: trainer configs per replica, replica-mode detection and SavedModel paths."""
 import json
 
-import ml_collections
 import pytest
 
 from configs import study_smoke
@@ -10,11 +9,6 @@ from recsys.study.data import StudyData
 
 DATA = StudyData(train="/data/part-0.tfrecord.gz,/data/part-1.tfrecord.gz", eval_files=("/data/part-2.tfrecord.gz",),
                  features_path="/data/features.json")
-
-
-def _with_replica_keys(config):
-    config.train.replicas = ml_collections.ConfigDict({"count": 1, "noise": "shuffle"})
-    return config
 
 
 def test_separate_runs_get_per_replica_seeds_and_the_cell_activation(tmp_path):
@@ -42,19 +36,15 @@ def test_equal_budget_cell_narrows_the_embeddings(tmp_path):
 
 
 def test_replica_mode_is_one_trainer_run_with_replica_keys(tmp_path):
-    config = _with_replica_keys(study_smoke.get_config())
+    config = study_smoke.get_config()
     assert runner.use_replica_mode(config)
     relu = grid.expand_grid(config)[0]
     cell = runner.CellRunner(config, relu, str(tmp_path), DATA, replica_mode=True)
     [(workdir, trainer_config)] = cell.trainer_runs()
     assert workdir.endswith("cells/shuffle/relu/train")
     assert (trainer_config.replicas.count, trainer_config.replicas.noise) == (4, "shuffle")
-    # Before metrics.json lists them, the SavedModels follow the trainer's naming; then metrics.json is used.
+    # The SavedModels follow the trainer's naming.
     assert cell.saved_models() == [f"{workdir}/saved_model"] + [f"{workdir}/saved_model_{r}" for r in (1, 2, 3)]
-    (tmp_path / "cells/shuffle/relu/train").mkdir(parents=True)
-    listed = ["saved_model", "saved_model_1", "/elsewhere/m2", "saved_model_3"]
-    (tmp_path / "cells/shuffle/relu/train/metrics.json").write_text(json.dumps({"saved_models": listed}))
-    assert cell.saved_models()[2] == "/elsewhere/m2" and cell.saved_models()[1] == f"{workdir}/saved_model_1"
 
     config.study.replica_mode = "separate"
     assert not runner.use_replica_mode(config)
@@ -62,14 +52,9 @@ def test_replica_mode_is_one_trainer_run_with_replica_keys(tmp_path):
 
 def test_replica_mode_choice_is_checked():
     config = study_smoke.get_config()
-    assert not runner.use_replica_mode(config) or runner.trainer_supports_replicas(config.train)
     config.study.replica_mode = "parallel"
     with pytest.raises(ValueError, match="`study.replica_mode` must be one of"):
         runner.use_replica_mode(config)
-    if not runner.trainer_supports_replicas(config.train):
-        config.study.replica_mode = "replicas"
-        with pytest.raises(ValueError, match="has no `replicas` keys"):
-            runner.use_replica_mode(config)
 
 
 def test_a_finished_run_with_another_config_is_refused(tmp_path):
@@ -89,8 +74,16 @@ def test_a_finished_run_with_another_config_is_refused(tmp_path):
         cell.check_not_stale()
 
 
-def test_keys_the_trainer_gained_later_are_not_differences():
-    ignored = set()
-    assert runner._differences({"a": 1}, {"a": 1, "replicas": {"count": 1, "noise": "shuffle"}}, ignored) == []
-    assert runner._differences({"a": 1, "m": {"x": 1}}, {"a": 2, "m": {"x": 1, "y": 2}}, ignored) == ["a: 1 -> 2"]
-    assert runner._differences({"m": {"x": 1}}, {"m": {"x": 3}}, {"m.x"}) == []
+def test_a_key_the_saved_run_lacks_is_a_difference(tmp_path):
+    """The study refuses exactly what the trainer would refuse to resume (one rule, loop.config_differences)."""
+    config = study_smoke.get_config()
+    smelu = grid.expand_grid(config)[-1]
+    cell = runner.CellRunner(config, smelu, str(tmp_path), DATA, replica_mode=False)
+    workdir, trainer_config = cell.trainer_runs()[0]
+    (tmp_path / workdir).mkdir(parents=True)
+    saved = json.loads(trainer_config.to_json())
+    del saved["replicas"]
+    (tmp_path / workdir / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"replica_0 was trained with a different config \(replicas: None -> "):
+        cell.check_not_stale()
+
