@@ -143,7 +143,7 @@ def prepare_data(data: Any, workdir: str) -> StudyData:
 
     list_files(data.train)  # fails early naming the glob
     eval_files = tuple(list_files(data.eval))
-    features = data.features or default_features_path(data.train.split(",")[0].strip())
+    features = data.features or default_features_path(data.train)
     overlap = set(eval_files) & set(list_files(data.train))
     if overlap:
         raise ValueError(f"`data.eval` must be held out from `data.train`; both match {sorted(overlap)[:3]}")
@@ -156,10 +156,12 @@ class EvalSet:
     def __init__(self, files: tuple[str, ...], features_path: str, max_examples: int = 0, batch_size: int = 8192):
         import tensorflow as tf
 
+        from recsys.data.input import resolve_compression
+
         features = FeatureSet.load(features_path)
         label = features.label.name
         spec = {label: features.parse_spec()[label]}
-        compression = "GZIP" if all(f.endswith(".gz") for f in files) else ""
+        compression = resolve_compression(files)
         dataset = tf.data.TFRecordDataset(list(files), compression_type=compression)
         if max_examples > 0:
             dataset = dataset.take(max_examples)

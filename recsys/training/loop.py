@@ -40,11 +40,11 @@ import tensorflow as tf
 from absl import logging
 
 from recsys.data.features import FeatureSet
+from recsys.data.input import DataSource
 from recsys.model.ctr import ModelSpec
 from recsys.training import distill, parameter_server, summaries
 from recsys.training import strategy as strategy_lib
 from recsys.training.checkpoint import TrainingCheckpoint, checkpoint_directory
-from recsys.training.data import DataSource
 from recsys.training.export import export_saved_model
 from recsys.training.replicas import AlignedPD, ReplicaPlan
 from recsys.training.task import ModelState, build_model_state, make_per_model_train_step, make_train_step
