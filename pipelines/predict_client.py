@@ -32,14 +32,12 @@ def read_examples(pattern: str, max_examples: int) -> list[bytes]:
     """Serialized Examples from the files matching `pattern`, in sorted file order."""
     import tensorflow as tf
 
-    from recsys.data.input import resolve_compression
-
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"--data={pattern!r} matches no file")
     records: list[bytes] = []
     for path in files:
-        dataset = tf.data.TFRecordDataset(path, compression_type=resolve_compression([path]))
+        dataset = tf.data.TFRecordDataset(path, compression_type="GZIP" if path.endswith(".gz") else "")
         for record in dataset.as_numpy_iterator():
             records.append(record)
             if max_examples and len(records) >= max_examples:

@@ -163,14 +163,13 @@ class ServerProcess:
 def read_records(pattern: str, limit: int = 4096) -> list[bytes]:
     import tensorflow as tf
 
-    from recsys.data.input import resolve_compression
-
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"--data={pattern!r} matches no file")
     records = []
     for path in files:
-        for record in tf.data.TFRecordDataset(path, compression_type=resolve_compression([path])).as_numpy_iterator():
+        compression = "GZIP" if path.endswith(".gz") else ""
+        for record in tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator():
             records.append(record)
             if len(records) >= limit:
                 return records

@@ -156,12 +156,10 @@ class EvalSet:
     def __init__(self, files: tuple[str, ...], features_path: str, max_examples: int = 0, batch_size: int = 8192):
         import tensorflow as tf
 
-        from recsys.data.input import resolve_compression
-
         features = FeatureSet.load(features_path)
         label = features.label.name
         spec = {label: features.parse_spec()[label]}
-        compression = resolve_compression(files)
+        compression = "GZIP" if all(f.endswith(".gz") for f in files) else ""
         dataset = tf.data.TFRecordDataset(list(files), compression_type=compression)
         if max_examples > 0:
             dataset = dataset.take(max_examples)
