@@ -15,10 +15,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipelines.preprocess import core
-from pipelines.preprocess.core import PreprocessConfig, list_input_files
 from pipelines.preprocess.transforms import PreprocessClickLogs
-from recsys.data import criteo
+from recsys.data import criteo, layout
+from recsys.data.preprocessing import PreprocessConfig, list_input_files, resolve_vocab_dir
 
 __all__ = ["PreprocessConfig", "make_pipeline_options", "run"]
 
@@ -59,8 +58,9 @@ def local_runner(options: PipelineOptions):
 
 
 def _existing_outputs(output_dir: str) -> list[str]:
-    patterns = [core.SHARD_PATTERN, f"{core.BAD_ROWS_PREFIX}-*", core.SUMMARY_FILE, core.FEATURES_FILE, ".tmp-part-*",
-                os.path.join(core.VOCAB_SUBDIR, "*" + core.VOCAB_SUFFIX)]
+    patterns = [layout.SHARD_PATTERN, f"{layout.BAD_ROWS_PREFIX}-*", layout.SUMMARY_FILE, layout.FEATURES_FILE,
+                f"{layout.TEMPORARY_PREFIX}{layout.SHARD_PREFIX}*",
+                os.path.join(layout.VOCAB_SUBDIR, "*" + layout.VOCAB_SUFFIX)]
     found = []
     for pattern in patterns:
         try:
@@ -80,7 +80,7 @@ def prepare_output_dir(config: PreprocessConfig, overwrite: bool) -> None:
             f"{existing[0]!r}); choose an empty directory or pass --overwrite to replace them"
         )
     if config.vocab_dir and overwrite and existing:
-        vocab = os.path.abspath(core.resolve_vocab_dir(config.vocab_dir))
+        vocab = os.path.abspath(resolve_vocab_dir(config.vocab_dir))
         if vocab.startswith(os.path.abspath(config.output_dir) + os.sep) or vocab == os.path.abspath(config.output_dir):
             raise ValueError(
                 f"`vocab_dir` {config.vocab_dir!r} lies inside `output_dir` {config.output_dir!r}, which --overwrite "
@@ -94,12 +94,12 @@ def prepare_output_dir(config: PreprocessConfig, overwrite: bool) -> None:
 
 def check_vocab_dir(vocab_dir: str) -> str:
     """The directory holding C1.txt..C26.txt (an earlier output_dir or its vocab/); raises if incomplete."""
-    resolved = core.resolve_vocab_dir(vocab_dir)
-    missing = [f for f in criteo.CAT_COLUMNS if not FileSystems.exists(core.vocab_path(resolved, f))]
+    resolved = resolve_vocab_dir(vocab_dir)
+    missing = [f for f in criteo.CAT_COLUMNS if not FileSystems.exists(layout.vocab_path(resolved, f))]
     if missing:
         raise FileNotFoundError(
             f"`vocab_dir` {vocab_dir!r} has no vocabulary files for {missing} (expected "
-            f"{core.vocab_path(resolved, missing[0])!r}); point it at an earlier run's output_dir or its vocab/"
+            f"{layout.vocab_path(resolved, missing[0])!r}); point it at an earlier run's output_dir or its vocab/"
         )
     return resolved
 
@@ -119,5 +119,5 @@ def run(config: PreprocessConfig, pipeline_args: Sequence[str] = (), overwrite: 
     prepare_output_dir(config, overwrite)
     with beam.Pipeline(runner=local_runner(options), options=options) as pipeline:
         _ = pipeline | "Preprocess" >> PreprocessClickLogs(config, paths)
-    with FileSystems.open(os.path.join(config.output_dir, core.SUMMARY_FILE)) as f:
+    with FileSystems.open(os.path.join(config.output_dir, layout.SUMMARY_FILE)) as f:
         return json.loads(f.read())

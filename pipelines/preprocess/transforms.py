@@ -14,6 +14,9 @@ file once, in order, and cuts it into shards of `rows_per_shard` lines: rows lea
 time order, so no shuffle or sort is needed, memory stays constant however big a file is, and shard
 names (`part-<file>-<shard>`) sort in time order. Parallelism is across input files (a gzip stream
 cannot be split anyway; `DistributeFiles` spreads them over workers); split a very large file for more.
+
+The DoFns only orchestrate: the work per file and per row is `recsys.data.preprocessing`, the output file names
+are `recsys.data.layout`.
 """
 from __future__ import annotations
 
@@ -25,10 +28,9 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipelines.preprocess import core
-from pipelines.preprocess.core import PreprocessConfig
-from pipelines.preprocess.tfrecords import ExampleEncoder
-from recsys.data import criteo
+from recsys.data import criteo, layout, preprocessing
+from recsys.data.preprocessing import PreprocessConfig
+from recsys.data.records import ExampleEncoder
 
 NAMESPACE = "preprocess"
 BAD_ROWS_TAG = "bad_rows"
@@ -52,7 +54,7 @@ class CountLines(beam.DoFn):
         self._lines = Metrics.counter(NAMESPACE, "pass1_lines")
 
     def process(self, file: InputFile) -> Iterator[tuple[int, int]]:
-        count = core.count_lines(file.path)
+        count = preprocessing.count_lines(file.path)
         self._lines.inc(count)
         yield file.index, count
 
@@ -68,8 +70,8 @@ class CountCategoricalValues(beam.DoFn):
         self._lines = Metrics.counter(NAMESPACE, "pass1_lines")
 
     def process(self, file: InputFile) -> Iterator[Any]:
-        lines = core.CountedLines(file.path)
-        counts = core.count_categoricals(core.valid_rows(lines))
+        lines = preprocessing.CountedLines(file.path)
+        counts = preprocessing.count_categoricals(preprocessing.valid_rows(lines))
         self._lines.inc(lines.count)
         yield beam.pvalue.TaggedOutput(LINE_COUNTS_TAG, (file.index, lines.count))
         yield from counts.items()
@@ -104,7 +106,8 @@ class WriteVocabularyFiles(beam.DoFn):
 
     def process(self, feature_entries: tuple[str, list[tuple[str, int]]]) -> Iterator[tuple[str, list[str]]]:
         feature, entries = feature_entries
-        core.write_bytes(core.vocab_path(self._vocab_dir, feature), core.format_vocabulary(entries))
+        preprocessing.write_bytes(layout.vocab_path(self._vocab_dir, feature),
+                                  preprocessing.format_vocabulary(entries))
         self._sizes.update(len(entries) + 1)
         yield feature, [value for value, _ in entries]
 
@@ -118,10 +121,10 @@ class LoadVocabulary(beam.DoFn):
 
     def process(self, vocab_dir: str) -> Iterator[tuple[str, list[str]]]:
         for feature in criteo.CAT_COLUMNS:
-            path = core.vocab_path(vocab_dir, feature)
-            data = core.read_bytes(path)
-            values = core.parse_vocabulary(data.decode("ascii"), path)
-            core.write_bytes(core.vocab_path(self._output_vocab_dir, feature), data)
+            path = layout.vocab_path(vocab_dir, feature)
+            data = preprocessing.read_bytes(path)
+            values = preprocessing.parse_vocabulary(data.decode("ascii"), path)
+            preprocessing.write_bytes(layout.vocab_path(self._output_vocab_dir, feature), data)
             yield feature, values
 
 
@@ -134,11 +137,11 @@ class ComputeVocabulary(beam.PTransform):
 
     def expand(self, files):
         config = self._config
-        output_vocab_dir = os.path.join(config.output_dir, core.VOCAB_SUBDIR)
+        output_vocab_dir = os.path.join(config.output_dir, layout.VOCAB_SUBDIR)
         if config.vocab_dir:
             entries = (
                 files.pipeline
-                | "VocabDir" >> beam.Create([core.resolve_vocab_dir(config.vocab_dir)])
+                | "VocabDir" >> beam.Create([preprocessing.resolve_vocab_dir(config.vocab_dir)])
                 | "LoadVocabulary" >> beam.ParDo(LoadVocabulary(output_vocab_dir))
             )
             line_counts = files | "CountLines" >> beam.ParDo(CountLines())
@@ -152,7 +155,9 @@ class ComputeVocabulary(beam.PTransform):
                 counted.values
                 | "MergeCounts" >> beam.CombinePerKey(MergeCounts())
                 | "SelectVocabulary"
-                >> beam.MapTuple(lambda f, counts: (f, core.select_vocabulary(counts, min_count, max_vocab_size)))
+                >> beam.MapTuple(
+                    lambda f, counts: (f, preprocessing.select_vocabulary(counts, min_count, max_vocab_size))
+                )
                 | "WriteVocabularyFiles" >> beam.ParDo(WriteVocabularyFiles(output_vocab_dir))
             )
         vocabularies = entries | "CollectVocabularies" >> beam.combiners.ToDict()
@@ -166,7 +171,7 @@ class WriteExampleShards(beam.DoFn):
     """InputFile -> `part-<file>-<shard>.tfrecord.gz` files of tf.train.Examples in line order.
 
     Main output: one stats dict per shard (lines, rows written, ts range, bad reasons, out-of-vocabulary
-    counts). Tagged output `bad_rows`: one JSON line per malformed line (`core.bad_row_json`).
+    counts). Tagged output `bad_rows`: one JSON line per malformed line (`preprocessing.bad_row_json`).
     Side inputs: `files` (the FileTable) and, unless hashing, `vocabularies` ({feature: [values]}).
     """
 
@@ -184,11 +189,14 @@ class WriteExampleShards(beam.DoFn):
         self._encoder = ExampleEncoder()
 
     def process(self, file: InputFile, files: Sequence[Mapping[str, Any]], vocabularies=None) -> Iterator[Any]:
-        ids = core.HashIds(self._hash_buckets) if vocabularies is None else core.VocabularyIds(vocabularies)
+        if vocabularies is None:
+            ids = preprocessing.HashIds(self._hash_buckets)
+        else:
+            ids = preprocessing.VocabularyIds(vocabularies)
         expected_lines = files[file.index]["lines"]
         lines = 0
-        for item in core.write_file_shards(file.index, file.path, files[file.index]["first_ts"], ids, self._encoder,
-                                           self._output_dir, self._rows_per_shard):
+        for item in preprocessing.write_file_shards(file.index, file.path, files[file.index]["first_ts"], ids,
+                                                    self._encoder, self._output_dir, self._rows_per_shard):
             if isinstance(item, str):
                 yield beam.pvalue.TaggedOutput(BAD_ROWS_TAG, item)
                 continue
@@ -211,7 +219,7 @@ class WriteExampleShards(beam.DoFn):
 
 
 class Summarise(beam.CombineFn):
-    """Shard stats -> the summary (`core.summarise_shards`)."""
+    """Shard stats -> the summary (`preprocessing.summarise_shards`)."""
 
     def create_accumulator(self) -> list[dict[str, Any]]:
         return []
@@ -224,17 +232,17 @@ class Summarise(beam.CombineFn):
         return [stats for accumulator in accumulators for stats in accumulator]
 
     def extract_output(self, accumulator: list) -> dict[str, Any]:
-        return core.summarise_shards(accumulator)
+        return preprocessing.summarise_shards(accumulator)
 
 
 class WriteRunMetadata(beam.DoFn):
-    """Summary -> writes features.json, then summary.json (`core.write_run_metadata`)."""
+    """Summary -> writes features.json, then summary.json (`preprocessing.write_run_metadata`)."""
 
     def __init__(self, config: PreprocessConfig):
         self._config = config
 
     def process(self, summary: dict[str, Any], files: Sequence[Mapping[str, Any]], vocab_sizes: Mapping[str, int]):
-        yield core.write_run_metadata(self._config, summary, files, vocab_sizes)
+        yield preprocessing.write_run_metadata(self._config, summary, files, vocab_sizes)
 
 
 class PreprocessClickLogs(beam.PTransform):
@@ -259,7 +267,7 @@ class PreprocessClickLogs(beam.PTransform):
         vocabulary_side_inputs = {}
         if config.vocab_mode == "hash":
             line_counts = files | "CountLines" >> beam.ParDo(CountLines())
-            hash_vocab_sizes = core.HashIds(config.hash_buckets).vocab_sizes()
+            hash_vocab_sizes = preprocessing.HashIds(config.hash_buckets).vocab_sizes()
             vocab_sizes = pbegin | "HashVocabSizes" >> beam.Create([hash_vocab_sizes])
         else:
             vocabulary = files | "ComputeVocabulary" >> ComputeVocabulary(config)
@@ -271,7 +279,7 @@ class PreprocessClickLogs(beam.PTransform):
         file_table = beam.pvalue.AsSingleton(
             line_counts
             | "CollectLineCounts" >> beam.combiners.ToDict()
-            | "FileTable" >> beam.Map(core.file_table, paths)
+            | "FileTable" >> beam.Map(preprocessing.file_table, paths)
         )
         written = files | "WriteExampleShards" >> beam.ParDo(
             WriteExampleShards(config.output_dir, config.rows_per_shard, config.hash_buckets),
@@ -279,7 +287,7 @@ class PreprocessClickLogs(beam.PTransform):
             **vocabulary_side_inputs,
         ).with_outputs(BAD_ROWS_TAG, main="shards")
         _ = written[BAD_ROWS_TAG] | "WriteBadRows" >> beam.io.WriteToText(
-            os.path.join(config.output_dir, core.BAD_ROWS_PREFIX), file_name_suffix=".jsonl"
+            os.path.join(config.output_dir, layout.BAD_ROWS_PREFIX), file_name_suffix=layout.BAD_ROWS_SUFFIX
         )
         summary = (
             written.shards

@@ -37,23 +37,21 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from recsys.data import criteo, input, synthetic
+from recsys.data import criteo, input, layout, synthetic
 from recsys.data.features import FeatureSet, criteo_feature_set
+from recsys.data.records import ExampleEncoder
 
 MLP_UNITS = (1024, 512, 256, 128, 64, 16)
 TOY_FEATURES = ("C1", "C2", "C3", "C4", "C5")
-SHUFFLE_MODES = ("none", "window", "full")
 EMBEDDING_DIM = 48  # 5 x 48 = 240 inputs, as in the paper's toy model
 
 
 def write_shards(directory: str, rows: int, seed: int, rows_per_shard: int, vocab: int) -> FeatureSet:
-    """Generated rows as `part-NNNNN.tfrecord.gz` shards in time order plus features.json; returns the schema.
+    """Generated rows as `part-00000-NNNNNN.tfrecord.gz` shards in time order plus features.json; returns the schema.
 
     Records are encoded by the Beam job's own `ExampleEncoder`, so they are byte-for-byte what
     `pipelines.preprocess` writes for such rows.
     """
-    from pipelines.preprocess.tfrecords import ExampleEncoder
-
     encoder = ExampleEncoder()
     generator = synthetic.ClickLogGenerator(synthetic.GeneratorConfig(rows=rows, seed=seed))
     vocab_sizes = {name: min(vocab, synthetic.CAT_SPECS[name].cardinality + 1) for name in criteo.CAT_COLUMNS}
@@ -68,12 +66,12 @@ def write_shards(directory: str, rows: int, seed: int, rows_per_shard: int, voca
             if ts % rows_per_shard == 0:
                 if writer is not None:
                     writer.close()
-                writer = tf.io.TFRecordWriter(os.path.join(directory, f"part-{shard:05d}.tfrecord.gz"), "GZIP")
+                writer = tf.io.TFRecordWriter(os.path.join(directory, layout.shard_name(0, shard)), "GZIP")
                 shard += 1
             writer.write(encoder.encode(labels[i], ts, numeric[i], ids[i]))
     writer.close()
     features = criteo_feature_set(vocab_sizes, {"vocab_mode": "frequency", "source": "recsys.bench.input_pipeline"})
-    features.save(os.path.join(directory, "features.json"))
+    features.save(os.path.join(directory, layout.FEATURES_FILE))
     return features
 
 
@@ -171,10 +169,10 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         directory = args.data_dir or tmp
         os.makedirs(directory, exist_ok=True)
-        pattern = os.path.join(directory, "part-*.tfrecord.gz")
+        pattern = os.path.join(directory, layout.SHARD_PATTERN)
         started = time.perf_counter()
         if args.data_dir and tf.io.gfile.glob(pattern):
-            features = FeatureSet.load(os.path.join(directory, "features.json"))
+            features = FeatureSet.load(os.path.join(directory, layout.FEATURES_FILE))
         else:
             features = write_shards(directory, args.rows, seed=0, rows_per_shard=50_000, vocab=args.vocab)
         rows = input.count_examples(pattern)
@@ -193,12 +191,12 @@ def main(argv: list[str] | None = None) -> dict:
         train_step(batches[0])  # trace
         # Rounds interleave every measurement, so a change of load on a shared machine hits all of them; each
         # round's ratio compares passes measured seconds apart.
-        rates: dict[str, list[float]] = {mode: [] for mode in (*SHUFFLE_MODES, "train")}
+        rates: dict[str, list[float]] = {mode: [] for mode in (*input.SHUFFLE_MODES, "train")}
         for _ in range(args.rounds):
-            for mode in SHUFFLE_MODES:
+            for mode in input.SHUFFLE_MODES:
                 rates[mode].append(input_examples_per_second(pattern, features, args.batch, mode))
             rates["train"].append(train_examples_per_second(train_step, batches))
-        for mode in SHUFFLE_MODES:
+        for mode in input.SHUFFLE_MODES:
             results[f"input_{mode}"] = max(rates[mode])
             print(f"input pipeline, shuffle={mode:<6}:      {max(rates[mode]):12,.0f} examples/s (best round)")
         results["train"] = max(rates["train"])
@@ -206,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
         fed = fed_examples_per_second(train_step, pattern, features, args.batch, args.train_batches)
         results["train_fed_by_pipeline"] = fed
         print(f"train step fed by the pipeline (none):  {fed:12,.0f} examples/s")
-        for mode in SHUFFLE_MODES:
+        for mode in input.SHUFFLE_MODES:
             ratios = [r / t for r, t in zip(rates[mode], rates["train"], strict=True)]
             results[f"ratio_{mode}"] = statistics.median(ratios)
             print(

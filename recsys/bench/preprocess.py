@@ -7,7 +7,7 @@
 Both sides do the same work on the same input in the same process, one after the other: list the input,
 pass 1 (line counts and, in frequency mode, categorical value counts), vocabulary files, pass 2 (parse,
 encode, write GZIP TFRecord shards and dead letters), summary.json and features.json. Both call the same
-per-row code (`pipelines.preprocess.core`), so the ratio is what Beam's orchestration costs; the outputs
+per-row code (`recsys.data.preprocessing`), so the ratio is what Beam's orchestration costs; the outputs
 are compared file by file and must be identical. Target: Beam time <= 1.5 x plain time.
 
 The input comes from the synthetic click-log generator (`python -m pipelines.generate_clicklogs`) when
@@ -32,47 +32,48 @@ from typing import Any
 
 import recsys  # noqa: F401  (sets up Keras before anything imports TensorFlow)
 from pipelines import preprocess
-from pipelines.preprocess import core
-from pipelines.preprocess.tfrecords import ExampleEncoder
-from recsys.data import criteo
+from recsys.data import criteo, layout, preprocessing
+from recsys.data.records import ExampleEncoder
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "data", "criteo_sample", "day_0_head10k.tsv")
 TARGET_RATIO = 1.5
 
 
-def preprocess_plain(config: core.PreprocessConfig) -> dict[str, Any]:
+def preprocess_plain(config: preprocessing.PreprocessConfig) -> dict[str, Any]:
     """The job as one plain Python loop (frequency or hash mode), writing the same files as the Beam job."""
-    paths = core.list_input_files(config.input_pattern)
+    paths = preprocessing.list_input_files(config.input_pattern)
     os.makedirs(config.output_dir, exist_ok=True)
     line_counts: dict[int, int] = {}
     if config.vocab_mode == "hash":
-        ids: core.HashIds | core.VocabularyIds = core.HashIds(config.hash_buckets)
+        ids: preprocessing.HashIds | preprocessing.VocabularyIds = preprocessing.HashIds(config.hash_buckets)
         for index, path in enumerate(paths):
-            line_counts[index] = core.count_lines(path)
+            line_counts[index] = preprocessing.count_lines(path)
     else:
         totals = {name: collections.Counter() for name in criteo.CAT_COLUMNS}
         for index, path in enumerate(paths):
-            lines = core.CountedLines(path)
-            for name, counter in core.count_categoricals(core.valid_rows(lines)).items():
+            lines = preprocessing.CountedLines(path)
+            for name, counter in preprocessing.count_categoricals(preprocessing.valid_rows(lines)).items():
                 totals[name].update(counter)
             line_counts[index] = lines.count
         vocabularies = {}
         for name in criteo.CAT_COLUMNS:
-            entries = core.select_vocabulary(totals[name], config.min_count, config.max_vocab_size)
-            core.write_bytes(core.vocab_path(os.path.join(config.output_dir, core.VOCAB_SUBDIR), name),
-                             core.format_vocabulary(entries))
+            entries = preprocessing.select_vocabulary(totals[name], config.min_count, config.max_vocab_size)
+            preprocessing.write_bytes(layout.vocab_path(os.path.join(config.output_dir, layout.VOCAB_SUBDIR), name),
+                                      preprocessing.format_vocabulary(entries))
             vocabularies[name] = [value for value, _ in entries]
-        ids = core.VocabularyIds(vocabularies)
-    files = core.file_table(line_counts, paths)
+        ids = preprocessing.VocabularyIds(vocabularies)
+    files = preprocessing.file_table(line_counts, paths)
     encoder = ExampleEncoder()
     shard_stats, bad_rows = [], []
     for index, path in enumerate(paths):
-        for item in core.write_file_shards(index, path, files[index]["first_ts"], ids, encoder, config.output_dir,
-                                           config.rows_per_shard):
+        for item in preprocessing.write_file_shards(index, path, files[index]["first_ts"], ids, encoder,
+                                                    config.output_dir, config.rows_per_shard):
             (bad_rows if isinstance(item, str) else shard_stats).append(item)
-    with open(os.path.join(config.output_dir, f"{core.BAD_ROWS_PREFIX}-00000-of-00001.jsonl"), "w") as f:
+    bad_rows_file = f"{layout.BAD_ROWS_PREFIX}-00000-of-00001{layout.BAD_ROWS_SUFFIX}"
+    with open(os.path.join(config.output_dir, bad_rows_file), "w") as f:
         f.writelines(line + "\n" for line in bad_rows)
-    return core.write_run_metadata(config, core.summarise_shards(shard_stats), files, ids.vocab_sizes())
+    summary = preprocessing.summarise_shards(shard_stats)
+    return preprocessing.write_run_metadata(config, summary, files, ids.vocab_sizes())
 
 
 def _file_digests(directory: str) -> dict[str, str]:
@@ -84,8 +85,8 @@ def _file_digests(directory: str) -> dict[str, str]:
             relative = os.path.relpath(path, directory)
             with open(path, "rb") as f:
                 data = f.read()
-            if name.startswith(core.BAD_ROWS_PREFIX):
-                relative, data = core.BAD_ROWS_PREFIX, b"".join(sorted(data.splitlines(keepends=True)))
+            if name.startswith(layout.BAD_ROWS_PREFIX):
+                relative, data = layout.BAD_ROWS_PREFIX, b"".join(sorted(data.splitlines(keepends=True)))
             digests[relative] = hashlib.sha256(data).hexdigest()
     return digests
 
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vocab_mode", choices=core.VOCAB_MODES, default="frequency")
+    parser.add_argument("--vocab_mode", choices=preprocessing.VOCAB_MODES, default="frequency")
     parser.add_argument("--hash_buckets", type=int, default=1_000_003, help="hash mode only")
     parser.add_argument("--rows_per_shard", type=int, default=100_000)
     parser.add_argument("--input", default=None, help="use this Criteo TSV instead of generating --rows rows")
@@ -128,12 +129,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             started = time.perf_counter()
             source = make_input(input_path, args.rows, args.seed)
             print(f"input: {source} ({time.perf_counter() - started:.1f} s)", flush=True)
-        rows = core.count_lines(input_path)  # also warms the page cache for both runs
+        rows = preprocessing.count_lines(input_path)  # also warms the page cache for both runs
 
-        def config(name: str) -> core.PreprocessConfig:
+        def config(name: str) -> preprocessing.PreprocessConfig:
             hash_buckets = args.hash_buckets if args.vocab_mode == "hash" else None
-            return core.PreprocessConfig(input_path, os.path.join(workdir, name), vocab_mode=args.vocab_mode,
-                                         hash_buckets=hash_buckets, rows_per_shard=args.rows_per_shard)
+            return preprocessing.PreprocessConfig(input_path, os.path.join(workdir, name), vocab_mode=args.vocab_mode,
+                                                  hash_buckets=hash_buckets, rows_per_shard=args.rows_per_shard)
 
         timings = {}
         started = time.perf_counter()

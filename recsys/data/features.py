@@ -21,6 +21,8 @@ import json
 import os
 from typing import Any
 
+from recsys.data import criteo, layout
+
 FORMAT_VERSION = 1
 ROLES = ("label", "time", "numeric", "categorical")
 TYPES = ("int64", "float32")
@@ -128,14 +130,12 @@ class FeatureSet:
 
 def criteo_feature_set(vocab_sizes: dict[str, int], metadata: dict[str, Any] | None = None) -> FeatureSet:
     """The Criteo schema (label, ts, I1..I13 float, C1..C26 int64) with the given vocabulary sizes."""
-    from recsys.data import criteo
-
     features = [Feature(criteo.LABEL, "int64", "label"), Feature(criteo.TIME, "int64", "time")]
     features += [Feature(name, "float32", "numeric") for name in criteo.INT_COLUMNS]
     features += [Feature(name, "int64", "categorical", vocab_sizes[name]) for name in criteo.CAT_COLUMNS]
     return FeatureSet(tuple(features), dict(metadata or {}))
 
 
-def default_features_path(data_glob: str) -> str:
-    """`features.json` beside the data: in the directory of the glob."""
-    return os.path.join(os.path.dirname(data_glob) or ".", "features.json")
+def default_features_path(data_pattern: str) -> str:
+    """`features.json` beside the data: in the directory of the (first) glob of `data_pattern`."""
+    return os.path.join(layout.data_directory(data_pattern), layout.FEATURES_FILE)

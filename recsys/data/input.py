@@ -1,8 +1,8 @@
-"""The training `tf.data.Dataset`: TFRecord shards in time order -> batches of parsed features.
+"""The training input: TFRecord shards in time order -> batches of parsed features, and the trainer's checked view.
 
-Pipeline (each stage deterministic; `tf.data.Options.deterministic = True`):
+Pipeline of `make_dataset` (each stage deterministic; `tf.data.Options.deterministic = True`):
 
-    sorted(glob(file_pattern))         files in name order = time order (pipelines.preprocess contract)
+    sorted(glob(file_pattern))         files in name order = time order (`recsys.data.layout`)
       -> TFRecordDataset               serialized records in file order, read sequentially
       -> shuffle mode + start_offset   "none": skip, batch | "window"/"full": permute windows, trim, rebatch
       -> shard (input_context)         multi-worker: pipeline i keeps stream positions i, i + k, i + 2k, ...
@@ -15,10 +15,10 @@ is where the time goes (about 41 scalar features per example).
 Shuffle modes:
   * "none": strict time order, the order of an online single-pass trainer.
   * "window": the stream is cut into consecutive, non-overlapping windows of `shuffle_buffer` examples and each
-    window is permuted on its own (a stateless shuffle seeded by (seed, window index)). An example never leaves
-    its window, so the stream stays "roughly chronological" (Shamir & Lin 2022, arXiv:2202.06499, Sec. 7):
-    time order between windows, random order within. This is deliberately not tf.data's sliding
-    `shuffle(buffer)`, where an example can drift arbitrarily far back in the stream.
+    window is permuted on its own (a stateless shuffle seeded by (seed, window index), `shuffled_windows`). An
+    example never leaves its window, so the stream stays "roughly chronological" (Shamir & Lin 2022,
+    arXiv:2202.06499, Sec. 7): time order between windows, random order within. This is deliberately not tf.data's
+    sliding `shuffle(buffer)`, where an example can drift arbitrarily far back in the stream.
   * "full": one permutation of the whole stream: a single window longer than any stream, so every serialized
     record is held in memory once; meant for small data sets and ablations.
 
@@ -34,26 +34,40 @@ keeps every k-th example (k = `input_context.num_input_pipelines`), batched to
 the global stream chronological: global step s covers the examples [s * B, (s + 1) * B) of the stream across all
 workers. Sharding by file would give each worker a different period of time, which breaks the online setting, so
 it is not offered; the price is that every worker reads (but does not parse) all records.
+
+The trainer reads through `DataSource`, which fails fast, before any model is built, on the mistakes that
+otherwise surface deep inside TensorFlow: a glob that matches nothing, a missing `features.json`, records whose
+features do not match it (`check_records`), and input without records. Its `replica_dataset` gives several
+orders of one parsed stream, each the order `make_dataset` gives with that seed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import numbers
 import os
-import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import Any
 
-if TYPE_CHECKING:
-    import tensorflow as tf
+import tensorflow as tf
 
-    from recsys.data.features import FeatureSet
+from recsys.data import layout
+from recsys.data.features import FeatureSet, default_features_path
 
 SHUFFLE_MODES: tuple[str, ...] = ("none", "window", "full")
 COMPRESSIONS: tuple[str, ...] = ("auto", "none", "GZIP", "ZLIB")
+# The window of shuffle="full": longer than any stream (tf.data's batch does not allocate it up front).
 _WHOLE_STREAM = 1 << 62
+# Records `DataSource.from_config` checks against features.json before training.
+CHECKED_RECORDS = 1000
 
 # Batch key of the serialized records when `make_dataset(keep_serialized=True)`; no feature has this name.
 SERIALIZED_KEY = "__serialized__"
+
+
+class InputDataError(ValueError):
+    """The input does not match its features.json, cannot be read, or holds no records."""
 
 
 def list_files(file_pattern: str) -> list[str]:
@@ -62,9 +76,7 @@ def list_files(file_pattern: str) -> list[str]:
     Raises:
       FileNotFoundError: naming the pattern when nothing matches.
     """
-    import tensorflow as tf
-
-    patterns = [p.strip() for p in file_pattern.split(",") if p.strip()]
+    patterns = layout.split_patterns(file_pattern)
     if not patterns:
         raise ValueError(f"`file_pattern` must be a non-empty glob. Received: file_pattern={file_pattern!r}")
     files: set[str] = set()
@@ -75,7 +87,7 @@ def list_files(file_pattern: str) -> list[str]:
     return sorted(files)
 
 
-def resolve_compression(files: list[str], compression: str = "auto") -> str:
+def resolve_compression(files: Sequence[str], compression: str = "auto") -> str:
     """The TFRecordDataset `compression_type` for `files`: "auto" means GZIP for names ending in .gz.
 
     Raises:
@@ -100,11 +112,120 @@ def resolve_compression(files: list[str], compression: str = "auto") -> str:
 
 def count_examples(file_pattern: str, compression: str = "auto") -> int:
     """Number of records in the files matching `file_pattern` (one sequential read, no parsing)."""
-    import tensorflow as tf
-
     files = list_files(file_pattern)
     records = tf.data.TFRecordDataset(files, compression_type=resolve_compression(files, compression))
     return int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+
+
+# --- Checking records against features.json ---------------------------------------------------------------------
+
+
+def record_problem(serialized: bytes, features: FeatureSet) -> str | None:
+    """Why one serialized record does not match `features`, or None.
+
+    A record matches when it is a `tf.train.Example` with exactly the features of features.json, each of its type
+    with one value, categorical ids in [0, vocab_size) and labels 0 or 1: then `tf.io.parse_example` with
+    `features.parse_spec()` accepts it and the model can embed it.
+    """
+    try:
+        example = tf.train.Example.FromString(serialized)
+    except Exception:  # any protobuf decode failure means the same thing here
+        return f"it is not a tf.train.Example ({len(serialized)} bytes)"
+    present = example.features.feature
+    kinds = {"int64": "int64_list", "float32": "float_list"}
+    missing = [f.name for f in features.features if f.name not in present]
+    if missing:
+        return f"features {missing} are missing (record has {sorted(present)})"
+    extra = sorted(set(present) - {f.name for f in features.features})
+    if extra:
+        return f"features {extra} are not in features.json"
+    for f in features.features:
+        value = present[f.name]
+        kind = value.WhichOneof("kind")
+        if kind != kinds[f.type]:
+            return f"feature {f.name!r} is {kind}, features.json says {f.type}"
+        values: Sequence = getattr(value, kind).value
+        if len(values) != 1:
+            return f"feature {f.name!r} has {len(values)} values, expected exactly 1"
+        if f.role == "categorical" and not 0 <= values[0] < f.vocab_size:
+            return f"categorical {f.name!r} has id {values[0]} outside [0, vocab_size={f.vocab_size})"
+        if f.role == "label" and values[0] not in (0, 1):
+            return f"label {f.name!r} is {values[0]}, expected 0 or 1"
+    return None
+
+
+def check_records(
+    files: Sequence[str],
+    features: FeatureSet,
+    compression_type: str,
+    *,
+    file_pattern: str,
+    features_path: str = layout.FEATURES_FILE,
+    count: int = 1,
+) -> int:
+    """Checks the first `count` records of the stream, and the first record of the last file, with `record_problem`.
+
+    The last file's first record catches a pattern that mixes data sets written with different schemas.
+
+    Returns:
+      The number of records checked: 0 when the files hold no records.
+
+    Raises:
+      InputDataError: naming the file, the record (0-based, within its file), the pattern and what does not
+        match, or the file that cannot be read as TFRecords of `compression_type`.
+    """
+    checked = 0
+    for position, path in enumerate(files):
+        wanted = max(count - checked, 1 if position == len(files) - 1 else 0)
+        if wanted == 0:
+            continue
+        records = tf.data.TFRecordDataset([path], compression_type=compression_type).take(wanted)
+        try:
+            for index, record in enumerate(records):
+                problem = record_problem(record.numpy(), features)
+                if problem:
+                    raise InputDataError(
+                        f"Record {index} of {path} (file_pattern={file_pattern!r}) does not match {features_path}: "
+                        f"{problem}"
+                    )
+                checked += 1
+        except tf.errors.OpError as e:
+            raise InputDataError(
+                f"Cannot read TFRecords from {path} (matched by file_pattern={file_pattern!r}, "
+                f"compression={compression_type or 'none'!r}): {e.message}"
+            ) from e
+    return checked
+
+
+# --- Streams -----------------------------------------------------------------------------------------------------
+
+
+def shuffled_windows(
+    records: tf.data.Dataset, window: int, seeds: Sequence[int], start_offset: int = 0
+) -> tf.data.Dataset:
+    """The stream cut into consecutive windows of `window` records, with one permutation of each window per seed.
+
+    Elements are `(window index, records[n], orders[len(seeds), m])`: `orders[r]` lists positions in `records` in
+    the order of seed `seeds[r]`, a stateless (Philox) shuffle seeded by (seed, window index), so it depends on the
+    seed only, not on TensorFlow's global seed or on how many datasets were built before. `start_offset` counts
+    examples of each seed's own order: windows before it are skipped unread, and in the first kept window the orders
+    lose their first `start_offset mod window` entries (m = n elsewhere).
+    """
+    window, start_offset = int(window), int(start_offset)
+    skipped_windows, remainder = divmod(start_offset, window)
+    windows = records.skip(skipped_windows * window).batch(window).enumerate(start=skipped_windows)
+    seeds = [int(s) for s in seeds]
+
+    def permute(index, batch):
+        positions = tf.range(tf.shape(batch, out_type=tf.int64)[0])
+        first = tf.where(index == skipped_windows, tf.constant(remainder, tf.int64), 0)
+        orders = [
+            tf.random.experimental.stateless_shuffle(positions, seed=tf.stack([tf.constant(seed, tf.int64), index]))
+            for seed in seeds
+        ]
+        return index, batch, tf.stack(orders)[:, first:]
+
+    return windows.map(permute, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def make_dataset(
@@ -144,11 +265,10 @@ def make_dataset(
 
     Raises:
       FileNotFoundError: nothing matches `file_pattern`.
-      ValueError: a bad argument, or records that do not match `features` (checked on the first record of the
-        first and last file when called eagerly; later mismatches surface as tf.errors.InvalidArgumentError).
+      ValueError: a bad argument; `InputDataError` for records that do not match `features` or cannot be read
+        (`check_records` on the first record of the first and the last file, when called eagerly; later
+        mismatches surface as tf.errors.InvalidArgumentError).
     """
-    import tensorflow as tf
-
     if shuffle not in SHUFFLE_MODES:
         raise ValueError(f"`shuffle` must be one of {SHUFFLE_MODES}. Received: shuffle={shuffle!r}")
     _check_int("batch_size", batch_size, minimum=1)
@@ -160,8 +280,7 @@ def make_dataset(
     compression_type = resolve_compression(files, compression)
     spec = features.parse_spec()
     if tf.executing_eagerly():
-        for path in dict.fromkeys([files[0], files[-1]]):
-            _check_first_record(path, compression_type, spec, file_pattern)
+        check_records(files, features, compression_type, file_pattern=file_pattern)
 
     # Sequential reads keep file order. Records stay serialized, and move in batches, until the parse.
     records = tf.data.TFRecordDataset(files, compression_type=compression_type)
@@ -174,9 +293,13 @@ def make_dataset(
     if shuffle == "none":
         batches = records.skip(start_offset).batch(assembled, drop_remainder=drop_remainder)
     else:
-        # "full" is one window longer than any stream (tf.data's batch does not allocate batch_size up front).
         window = shuffle_buffer if shuffle == "window" else _WHOLE_STREAM
-        batches = _window_shuffle(records, window, seed, start_offset).rebatch(assembled, drop_remainder)
+        shuffled = shuffled_windows(records, window, [seed], start_offset).map(
+            lambda index, batch, orders: tf.gather(batch, orders[0]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        batches = shuffled.rebatch(assembled, drop_remainder)
     if pipelines > 1:
         # Example-index sharding: position p of the global stream goes to pipeline p mod k.
         batches = batches.map(lambda batch: batch[pipeline_id::pipelines])
@@ -196,70 +319,176 @@ def make_dataset(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    return _deterministic(dataset.prefetch(tf.data.AUTOTUNE))
+
+
+# --- The trainer's view ------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class DataSource:
+    """A validated training input.
+
+    Attributes:
+      pattern: the TFRecord glob (`config.data.train`).
+      files: the files it matches, in name (= time) order.
+      features_path, features: the `features.json` used and its content.
+      shuffle, shuffle_buffer, seed: the order of the stream (`make_dataset`).
+      keep_serialized: `dataset` batches also hold the serialized records (`SERIALIZED_KEY`).
+    """
+
+    pattern: str
+    files: list[str]
+    features_path: str
+    features: FeatureSet
+    shuffle: str = "none"
+    shuffle_buffer: int = 10_000
+    seed: int = 0
+    keep_serialized: bool = False  # batches also carry the serialized records (a SavedModel distillation teacher)
+
+    @classmethod
+    def from_config(cls, data_config: Any, seed: int) -> DataSource:
+        """Resolves and checks `config.data`, including its first `CHECKED_RECORDS` records (`check_records`).
+
+        Raises:
+          FileNotFoundError: the glob matches nothing, or features.json is missing.
+          ValueError: a bad shuffle mode or buffer; `InputDataError` when records do not match features.json or
+            there are none.
+        """
+        pattern = data_config.train
+        if not pattern:
+            raise ValueError("`config.data.train` is empty: set it to a TFRecord glob, e.g. 'out/part-*.tfrecord.gz'")
+        try:
+            files = list_files(pattern)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"`config.data.train` matches no files: {pattern!r}") from None
+        if data_config.shuffle not in SHUFFLE_MODES:
+            raise ValueError(
+                f"`config.data.shuffle` must be one of {SHUFFLE_MODES}. Received: shuffle={data_config.shuffle!r}"
+            )
+        if int(data_config.shuffle_buffer) < 1:
+            raise ValueError(f"`config.data.shuffle_buffer` must be >= 1. Received: {data_config.shuffle_buffer!r}")
+        if int(data_config.batch_size) < 1:
+            raise ValueError(f"`config.data.batch_size` must be >= 1. Received: {data_config.batch_size!r}")
+        features_path = data_config.features or default_features_path(pattern)
+        features = FeatureSet.load(features_path)
+        checked = check_records(files, features, resolve_compression(files), file_pattern=pattern,
+                                features_path=features_path, count=CHECKED_RECORDS)
+        if checked == 0:
+            raise InputDataError(f"No examples in the input: the {len(files)} file(s) matching {pattern!r} "
+                                 "hold no records")
+        return cls(pattern, files, features_path, features, data_config.shuffle, int(data_config.shuffle_buffer),
+                   int(seed))
+
+    def expected_examples(self, max_examples: int = 0) -> int | None:
+        """The stream's length for progress/ETA if it is cheap to know, else None.
+
+        The preprocessing job writes `summary.json` (`rows_ok`) beside its shards; it is used when the pattern
+        matches every shard of that folder. `max_examples` (> 0) caps the answer.
+        """
+        total = None
+        directory = layout.data_directory(self.pattern)
+        summary = os.path.join(directory, layout.SUMMARY_FILE)
+        if tf.io.gfile.exists(summary):
+            all_shards = sorted(tf.io.gfile.glob(os.path.join(directory, layout.SHARD_PATTERN)))
+            if all_shards == self.files:
+                try:
+                    with tf.io.gfile.GFile(summary) as f:
+                        total = int(json.load(f)["rows_ok"])
+                except (ValueError, KeyError, TypeError):
+                    total = None
+        if max_examples:
+            total = min(total, max_examples) if total is not None else max_examples
+        return total
+
+    def dataset(self, batch_size: int, start_offset: int = 0, input_context=None) -> tf.data.Dataset:
+        """The stream from example `start_offset` of the global stream on, batched (final partial batch kept).
+
+        With `input_context`, `batch_size` is the global batch and this input pipeline gets its share of every
+        global batch (`make_dataset`): global step s always covers examples [s·B, (s+1)·B) of the stream.
+        """
+        return make_dataset(
+            self.pattern,
+            self.features,
+            batch_size,
+            shuffle=self.shuffle,
+            shuffle_buffer=self.shuffle_buffer,
+            seed=self.seed,
+            start_offset=start_offset,
+            drop_remainder=False,
+            input_context=input_context,
+            keep_serialized=self.keep_serialized,
+        )
+
+    def distributed_dataset(self, strategy: tf.distribute.Strategy, global_batch_size: int, start_offset: int = 0):
+        """The stream split across the strategy's replicas; each global batch has `global_batch_size` examples."""
+        return _distribute(strategy, global_batch_size, lambda input_context: self.dataset(
+            global_batch_size, start_offset=start_offset, input_context=input_context))
+
+    def replica_dataset(
+        self, batch_size: int, seeds: Sequence[int], start_offset: int = 0, input_context=None
+    ) -> tf.data.Dataset:
+        """One parsed stream, one order per data seed: for replica mode with per-replica shuffles.
+
+        Each window of `shuffle_buffer` examples (the whole stream for shuffle='full') is read and parsed once, in
+        time order; replica r gets the window in the order of `shuffled_windows` with seeds[r], the order
+        `make_dataset` gives with that seed, so every replica sees exactly the same examples per window. Elements
+        are tuples over replicas of `(features, positions)`, where `positions` [batch] are the examples' int64
+        indices in the time-ordered stream (to align predictions across replicas). `start_offset` counts examples
+        of each replica's own order, as in `make_dataset`.
+
+        Raises:
+          ValueError: shuffle='none' (one order only), or several input pipelines (multi-worker; not supported).
+        """
+        if self.shuffle == "none":
+            raise ValueError("Per-replica orders need `config.data.shuffle` 'window' or 'full'. Received: 'none'")
+        if input_context is not None and input_context.num_input_pipelines > 1:
+            raise ValueError(
+                "Replica mode with per-replica shuffles runs with one input pipeline (strategies 'default', "
+                f"'mirrored'); this strategy has {input_context.num_input_pipelines}."
+            )
+        per_replica_batch = (input_context.get_per_replica_batch_size(batch_size) if input_context is not None
+                             else batch_size)
+        window = self.shuffle_buffer if self.shuffle == "window" else _WHOLE_STREAM
+        spec = self.features.parse_spec()
+        records = tf.data.TFRecordDataset(self.files, compression_type=resolve_compression(self.files))
+        replicas = len(seeds)
+
+        def gather(index, serialized, orders):
+            parsed = tf.io.parse_example(serialized, spec)
+            return tuple(
+                ({name: tf.gather(value, orders[r]) for name, value in parsed.items()}, index * window + orders[r])
+                for r in range(replicas)
+            )
+
+        dataset = shuffled_windows(records, window, seeds, start_offset).map(
+            gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return _deterministic(dataset.rebatch(per_replica_batch, drop_remainder=False).prefetch(tf.data.AUTOTUNE))
+
+    def replica_distributed_dataset(
+        self, strategy: tf.distribute.Strategy, global_batch_size: int, seeds: Sequence[int], start_offset: int = 0
+    ):
+        """`replica_dataset` split across the strategy's replicas (one input pipeline)."""
+        return _distribute(strategy, global_batch_size, lambda input_context: self.replica_dataset(
+            global_batch_size, seeds, start_offset=start_offset, input_context=input_context))
+
+
+def _distribute(
+    strategy: tf.distribute.Strategy, global_batch_size: int,
+    dataset_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset],
+):
+    if global_batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(
+            f"`config.data.batch_size` ({global_batch_size}) must be divisible by the number of replicas in "
+            f"sync ({strategy.num_replicas_in_sync})"
+        )
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _deterministic(dataset: tf.data.Dataset) -> tf.data.Dataset:
     options = tf.data.Options()
     options.deterministic = True
     return dataset.with_options(options)
-
-
-def _window_shuffle(records, window, seed: int, start_offset: int):
-    """Windows of `window` serialized records, each permuted with seed (seed, window index), offset applied.
-
-    Yields one batch per window. The permutation is a stateless (Philox) shuffle, so it depends on `seed`
-    only, not on TensorFlow's global seed or on how many datasets were built before. Windows before
-    `start_offset` are skipped unread by the shuffle; the first kept window loses its first
-    `start_offset mod window` shuffled records.
-    """
-    import tensorflow as tf
-
-    window = tf.cast(window, tf.int64)
-    skipped_windows = tf.constant(start_offset, tf.int64) // window
-    remainder = tf.constant(start_offset, tf.int64) - skipped_windows * window
-    windows = records.skip(skipped_windows * window).batch(window).enumerate(start=skipped_windows)
-    seed = tf.constant(seed, tf.int64)
-
-    def permute(index, batch):
-        shuffled = tf.random.experimental.stateless_shuffle(batch, seed=tf.stack([seed, index]))
-        return shuffled[tf.where(index == skipped_windows, remainder, 0) :]
-
-    return windows.map(permute, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
-def _check_first_record(path: str, compression_type: str, spec: dict, file_pattern: str) -> None:
-    """Raises ValueError naming the file and pattern when the first record does not parse with `spec`."""
-    import tensorflow as tf
-
-    try:
-        first = list(tf.data.TFRecordDataset([path], compression_type=compression_type).take(1))
-    except tf.errors.OpError as e:
-        raise ValueError(
-            f"Cannot read TFRecords from {path} (matched by file_pattern={file_pattern!r}, "
-            f"compression={compression_type or 'none'!r}): {e.message}"
-        ) from e
-    if not first:
-        return
-    try:
-        tf.io.parse_single_example(first[0], spec)
-    except (tf.errors.InvalidArgumentError, ValueError) as e:
-        found = _describe_example(first[0].numpy())
-        expected = {name: s.dtype.name for name, s in spec.items()}
-        # Drop TensorFlow's function-node prefix and op suffix: they name nothing the user can act on.
-        message = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]", "", getattr(e, "message", str(e)))
-        raise ValueError(
-            f"Records in {os.path.basename(path)} (file_pattern={file_pattern!r}) do not match features.json: "
-            f"{message}. Expected features {expected}; the first record has {found}"
-        ) from e
-
-
-def _describe_example(serialized: bytes) -> dict[str, str]:
-    """{feature name: kind} of a serialized tf.train.Example, or a note when it is not one."""
-    import tensorflow as tf
-
-    try:
-        example = tf.train.Example.FromString(serialized)
-    except Exception:  # any protobuf decode failure means the same thing here
-        return {"<not a tf.train.Example>": f"{len(serialized)} bytes"}
-    return {name: feature.WhichOneof("kind") or "empty" for name, feature in sorted(example.features.feature.items())}
 
 
 def _check_int(name: str, value, minimum: int) -> None:

@@ -143,7 +143,7 @@ def prepare_data(data: Any, workdir: str) -> StudyData:
 
     list_files(data.train)  # fails early naming the glob
     eval_files = tuple(list_files(data.eval))
-    features = data.features or default_features_path(data.train.split(",")[0].strip())
+    features = data.features or default_features_path(data.train)
     overlap = set(eval_files) & set(list_files(data.train))
     if overlap:
         raise ValueError(f"`data.eval` must be held out from `data.train`; both match {sorted(overlap)[:3]}")

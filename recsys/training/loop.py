@@ -41,11 +41,11 @@ from absl import logging
 
 from recsys import atomic
 from recsys.data.features import FeatureSet
+from recsys.data.input import DataSource
 from recsys.model.ctr import ModelSpec
 from recsys.training import parameter_server, summaries
 from recsys.training import strategy as strategy_lib
 from recsys.training.checkpoint import TrainingCheckpoint, checkpoint_directory
-from recsys.training.data import DataSource
 from recsys.training.export import export_saved_model
 from recsys.training.metrics_record import ModelMetrics, ReplicaPD, TrainingMetrics, metrics_path
 from recsys.training.modes import ModeContext, TrainingMode, select_mode

@@ -97,7 +97,7 @@ def test_missing_files_and_bad_config_raise(tmp_path):
 
 
 def test_hash_ids_agree_with_the_beam_job():
-    core = pytest.importorskip("pipelines.preprocess.core")
+    preprocessing = pytest.importorskip("recsys.data.preprocessing")
     for value in ("68fd1e64", "00000000", "ffffffff", "a0aaffa6"):
         for buckets in (2, 97, 1_000_003):
-            assert criteo_tfds.hash_id(value, buckets) == core.hash_id(value, buckets)
+            assert criteo_tfds.hash_id(value, buckets) == preprocessing.hash_id(value, buckets)

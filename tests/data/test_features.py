@@ -59,3 +59,6 @@ def test_load_errors(tmp_path):
 
 def test_default_features_path():
     assert features_lib.default_features_path("/d/x/part-*.tfrecord.gz") == "/d/x/features.json"
+    # The directory of the first glob of a comma-separated pattern; a bare glob means the working directory.
+    assert features_lib.default_features_path(" /d/x/part-0.gz, /e/part-1.gz") == "/d/x/features.json"
+    assert features_lib.default_features_path("part-*") == "./features.json"

@@ -28,6 +28,18 @@ def _write(path, ts_values, seed=0):
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
 
+def _write_rows(path, rows):
+    """A plain TFRecord file of Examples with the given {feature: value} rows (ints int64, floats float)."""
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for row in rows:
+            feature = {
+                name: tf.train.Feature(float_list=tf.train.FloatList(value=[value])) if isinstance(value, float)
+                else tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+                for name, value in row.items()
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
+
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory):
     """Three shards whose sorted names hold ts 0..229 in order; written out of name order on purpose."""
@@ -95,6 +107,42 @@ def test_full_mode_mixes_the_whole_stream(stream):
     assert order[:64].max() >= 128  # the first window's places hold examples from far later
 
 
+def test_window_order_is_the_stateless_shuffle_of_each_window(stream):
+    """Pins the order to its definition: a checkpointed run resumes, and replicas align, only if it never changes."""
+    records = list(tf.data.TFRecordDataset(input.list_files(stream), "GZIP").as_numpy_iterator())
+    expected = []
+    for index, start in enumerate(range(0, len(records), 64)):
+        window = tf.constant(records[start : start + 64])
+        expected += list(tf.random.experimental.stateless_shuffle(window, seed=tf.constant([5, index], tf.int64)))
+    serialized = [batch[input.SERIALIZED_KEY].numpy() for batch in input.make_dataset(
+        stream, FEATURES, 50, shuffle="window", shuffle_buffer=64, seed=5, keep_serialized=True)]
+    assert list(np.concatenate(serialized)) == [r.numpy() for r in expected]
+
+    # Several seeds: each order is that seed's, trimmed by start_offset in the first kept window.
+    windows = list(input.shuffled_windows(tf.data.Dataset.from_tensor_slices(records), 64, [5, 6], start_offset=70))
+    assert [int(index) for index, _, _ in windows] == [1, 2, 3]
+    index, batch, orders = windows[0]
+    assert orders.shape == (2, 58)
+    for row, seed in enumerate((5, 6)):
+        shuffled = tf.random.experimental.stateless_shuffle(tf.range(64, dtype=tf.int64), seed=[seed, 1])
+        np.testing.assert_array_equal(orders[row].numpy(), shuffled.numpy()[6:])
+
+
+def test_check_records_reads_the_first_records_and_the_last_files_first_record(tmp_path):
+    rows = [{"label": 0, "ts": ts, "I1": 0.5, "I2": 0.0, "I3": 1.0, "C1": 1, "C2": 2} for ts in range(5)]
+    _write_rows(tmp_path / "part-0.tfrecord", rows)
+    _write_rows(tmp_path / "part-1.tfrecord", rows[:3] + [{**rows[3], "C1": 10}])
+    _write_rows(tmp_path / "part-2.tfrecord", [{**rows[0], "label": 2}])
+    files = input.list_files(str(tmp_path / "part-*"))
+    assert input.check_records(files[:2], FEATURES, "", file_pattern="p", count=8) == 8
+    with pytest.raises(input.InputDataError, match=r"Record 3 of .*part-1.tfrecord \(file_pattern='p'\) does not "
+                                                   r"match f.json: categorical 'C1' has id 10 outside"):
+        input.check_records(files[:2], FEATURES, "", file_pattern="p", features_path="f.json", count=9)
+    with pytest.raises(input.InputDataError, match=r"Record 0 of .*part-2.tfrecord .*label 'label' is 2"):
+        input.check_records(files, FEATURES, "", file_pattern="p", count=1)
+    assert input.record_problem(b"\xff\xff", FEATURES) == "it is not a tf.train.Example (2 bytes)"
+
+
 @pytest.mark.parametrize("mode", ["none", "window", "full"])
 def test_start_offset_resumes_the_same_stream(stream, mode):
     kwargs = dict(shuffle=mode, shuffle_buffer=64, seed=5)
@@ -158,10 +206,11 @@ def test_errors_are_clear(stream, tmp_path):
     wrong_type = features_lib.FeatureSet(
         tuple(features_lib.Feature(f.name, "float32", "numeric") if f.name == "C2" else f for f in FEATURES.features)
     )
-    with pytest.raises(ValueError, match=r"part-\*\.tfrecord\.gz.*do not match features.json: Key: C2"):
+    with pytest.raises(input.InputDataError, match=r"part-\*\.tfrecord\.gz.*does not match features.json: "
+                                                  r"feature 'C2' is int64_list, features.json says float32"):
         input.make_dataset(stream, wrong_type, 8)
     extra = features_lib.FeatureSet((*FEATURES.features, features_lib.Feature("C9", "int64", "categorical", 5)))
-    with pytest.raises(ValueError, match=r"do not match features.json.*C9"):
+    with pytest.raises(ValueError, match=r"does not match features.json: features \['C9'\] are missing"):
         input.make_dataset(stream, extra, 8)
 
     (tmp_path / "a.tfrecord").write_bytes(b"")

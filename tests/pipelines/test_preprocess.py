@@ -19,8 +19,8 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 import pipelines.preprocess as preprocess
-from pipelines.preprocess import core, tfrecords, transforms
-from recsys.data import criteo
+from pipelines.preprocess import transforms
+from recsys.data import criteo, preprocessing
 from recsys.data.features import FeatureSet, criteo_feature_set
 from tests.conftest import CRITEO_SAMPLE, REPO_ROOT
 
@@ -219,7 +219,7 @@ def test_malformed_rows_go_to_the_dead_letter_output(malformed_inputs, tmp_path)
     buckets = 1000
     config = preprocess.PreprocessConfig(str(root / "*"), str(tmp_path), vocab_mode="hash", hash_buckets=buckets,
                                          rows_per_shard=4)
-    paths = core.list_input_files(config.input_pattern)
+    paths = preprocessing.list_input_files(config.input_pattern)
     assert [os.path.basename(p) for p in paths] == ["a.tsv", "b.tsv.gz"]
     expected_bad = [(ts, reason) for ts, reason in enumerate(reasons) if reason]
     good_ts = [ts for ts, reason in enumerate(reasons) if reason is None]
@@ -291,61 +291,7 @@ def test_no_input_files_exit_with_a_message(tmp_path):
     assert "matched no files" in result.stderr
 
 
-# --- Plain-Python pieces --------------------------------------------------------------------------
-
-
-def test_encoder_matches_tf_train_example():
-    import tensorflow as tf
-
-    encoder = tfrecords.ExampleEncoder()
-    rng = np.random.default_rng(0)
-    for ts in [0, 127, 128, 16383, 16384, 2**21, 2**28, 2**40, 2**63 - 1]:
-        floats = [float(np.float32(x)) for x in rng.exponential(3.0, 13)]
-        ids = [int(x) for x in rng.integers(0, 2**35, 26)]
-        ids[:4] = [0, 127, 128, 2**21 - 1]
-        label = int(rng.integers(2))
-        example = tf.train.Example.FromString(encoder.encode(label, ts, floats, ids))
-        feature = example.features.feature
-        assert set(feature) == set(criteo.COLUMNS) | {criteo.TIME}
-        assert list(feature["label"].int64_list.value) == [label]
-        assert list(feature["ts"].int64_list.value) == [ts]
-        assert [feature[n].float_list.value[0] for n in criteo.INT_COLUMNS] == floats
-        assert [feature[n].int64_list.value[0] for n in criteo.CAT_COLUMNS] == ids
-
-
-def test_gzip_tfrecord_writer_reads_back_in_tensorflow(tmp_path):
-    import tensorflow as tf
-
-    records = [bytes([i % 256]) * (i * 37 % 3000) for i in range(500)]
-    path = str(tmp_path / "x.tfrecord.gz")
-    with tfrecords.GzipTFRecordWriter(path, block_bytes=10_000) as writer:
-        for record in records:
-            writer.write(record)
-    got = [r.numpy() for r in tf.data.TFRecordDataset(path, compression_type="GZIP")]
-    assert got == records
-
-
-def test_hash_ids_are_stable():
-    ids = core.HashIds(1000)
-    assert ids.ids(["ffffffff", None, "0", "3e7"]) == [1 + 0xFFFFFFFF % 999, 0, 1, 1]
-    assert core.hash_id("68fd1e64", 1_000_003) == 1 + 0x68FD1E64 % 1_000_002
-    with pytest.raises(ValueError, match="hash_buckets"):
-        core.HashIds(1)
-
-
-def test_select_vocabulary_orders_filters_and_caps():
-    counts = {"b": 3, "a": 3, "c": 5, "d": 1}
-    assert core.select_vocabulary(counts, 1, 0) == [("c", 5), ("a", 3), ("b", 3), ("d", 1)]
-    assert core.select_vocabulary(counts, 2, 0) == [("c", 5), ("a", 3), ("b", 3)]
-    assert core.select_vocabulary(counts, 1, 3) == [("c", 5), ("a", 3)]  # vocab size 3 incl. id 0
-
-
-def test_read_lines_and_count_lines_agree(tmp_path):
-    path = tmp_path / "x.tsv.gz"
-    with gzip.open(path, "wb") as f:
-        f.write(b"a\r\n\nb\xff\nlast")
-    assert list(core.read_lines(str(path))) == ["a\r", "", "b\udcff", "last"]
-    assert core.count_lines(str(path)) == 4
+# --- Job configuration and the output directory -----------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from recsys.data.input import InputDataError
 from recsys.metrics.streaming import ProgressiveMetrics
 from recsys.training import task
-from recsys.training.data import InputDataError
 from recsys.training.loop import NonFiniteLossError, Trainer, train
 from tests.training.helpers import FEATURES, small_config, toy_rows, write_examples, write_stream
 

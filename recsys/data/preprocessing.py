@@ -1,8 +1,12 @@
-"""Plain-Python core of the preprocessing job: configuration, reading numbered lines, categorical ids,
-vocabulary files, writing one input file's shards, and the summary. No Beam transforms here, so the Beam
-job (`transforms.py`) and the single-process reference in `recsys.bench.preprocess` run the same code.
+"""What the preprocessing job does per file and per row: configuration, reading lines, categorical ids,
+vocabulary files, writing one input file's shards, and the summary. No Beam transforms here (they are in
+`pipelines/preprocess/transforms.py`), so the Beam job and the single-process reference in
+`recsys.bench.preprocess` run the same code. File names of the outputs: `recsys.data.layout`.
 
-Every valid row becomes one `tf.train.Example` (see `tfrecords.ExampleEncoder`):
+Files are read and written through Beam's filesystems (local, gs://, s3://, ...); nothing here imports TensorFlow,
+which Beam workers do not load.
+
+Every valid row becomes one `tf.train.Example` (see `recsys.data.records.ExampleEncoder`):
 
     label   int64   0/1
     ts      int64   0-based position of the line in the input log: files in sorted name order, lines in
@@ -27,17 +31,11 @@ from absl import logging
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.preprocess.tfrecords import ExampleEncoder, GzipTFRecordWriter
-from recsys.data import criteo
+from recsys.data import criteo, layout
 from recsys.data.features import criteo_feature_set
+from recsys.data.records import ExampleEncoder, GzipTFRecordWriter
 
 VOCAB_MODES = ("frequency", "hash")
-VOCAB_SUBDIR = "vocab"
-VOCAB_SUFFIX = ".txt"
-SHARD_PATTERN = "part-*.tfrecord.gz"
-BAD_ROWS_PREFIX = "bad_rows"
-SUMMARY_FILE = "summary.json"
-FEATURES_FILE = "features.json"
 NUMERIC_TRANSFORM = "log1p(max(x, 0)); missing or negative -> 0 (recsys.data.criteo.transform_int)"
 TS_DEFINITION = "0-based position of the line in the input log: files in sorted name order, every line counted"
 
@@ -266,10 +264,6 @@ def select_vocabulary(counts: Mapping[str, int], min_count: int, max_vocab_size:
     return kept
 
 
-def vocab_path(vocab_dir: str, feature: str) -> str:
-    return os.path.join(vocab_dir, feature + VOCAB_SUFFIX)
-
-
 def format_vocabulary(entries: Sequence[tuple[str, int]]) -> bytes:
     """The vocabulary file: one `value<TAB>count` line per value; the id of line k (from 0) is k + 1."""
     return "".join(f"{value}\t{count}\n" for value, count in entries).encode("ascii")
@@ -289,18 +283,13 @@ def parse_vocabulary(text: str, path: str) -> list[str]:
 
 def resolve_vocab_dir(path: str) -> str:
     """`--vocab_dir` may name an earlier run's output_dir or its `vocab/` subdirectory."""
-    nested = os.path.join(path, VOCAB_SUBDIR)
-    if FileSystems.exists(vocab_path(nested, criteo.CAT_COLUMNS[0])):
+    nested = os.path.join(path, layout.VOCAB_SUBDIR)
+    if FileSystems.exists(layout.vocab_path(nested, criteo.CAT_COLUMNS[0])):
         return nested
     return path
 
 
 # --- Shards --------------------------------------------------------------------------------------
-
-
-def shard_name(file_index: int, shard_index: int) -> str:
-    """`part-<file>-<shard>.tfrecord.gz`: name order = input file order, then line order = time order."""
-    return f"part-{file_index:05d}-{shard_index:06d}.tfrecord.gz"
 
 
 class ShardWriter:
@@ -309,7 +298,7 @@ class ShardWriter:
 
     def __init__(self, output_dir: str, name: str, first_ts: int):
         self._path = os.path.join(output_dir, name)
-        self._tmp_path = os.path.join(output_dir, f".tmp-{name}")
+        self._tmp_path = os.path.join(output_dir, layout.TEMPORARY_PREFIX + name)
         self._writer = GzipTFRecordWriter(self._tmp_path)
         self.write = self._writer.write
         self.stats: dict[str, Any] = {
@@ -364,7 +353,7 @@ def write_file_shards(
         if line_number % rows_per_shard == 0:
             if shard is not None:
                 yield _close_shard(shard, path, line_number, started)
-            shard = ShardWriter(output_dir, shard_name(file_index, line_number // rows_per_shard), ts)
+            shard = ShardWriter(output_dir, layout.shard_name(file_index, line_number // rows_per_shard), ts)
         stats = shard.stats
         stats["lines"] += 1
         stats["last_ts"] = ts
@@ -442,7 +431,8 @@ def write_run_metadata(
     summary = {**summary, "files": list(files), "input": config.input_pattern}
     feature_set = criteo_feature_set(dict(vocab_sizes), config.metadata())
     # The bytes FeatureSet.save writes, through Beam's filesystems so that workers need no TensorFlow.
-    write_bytes(os.path.join(config.output_dir, FEATURES_FILE),
+    write_bytes(os.path.join(config.output_dir, layout.FEATURES_FILE),
                 (json.dumps(feature_set.to_json(), indent=2, sort_keys=False) + "\n").encode("utf-8"))
-    write_bytes(os.path.join(config.output_dir, SUMMARY_FILE), (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    write_bytes(os.path.join(config.output_dir, layout.SUMMARY_FILE),
+                (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
     return summary

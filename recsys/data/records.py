@@ -1,9 +1,10 @@
 """`tf.train.Example` serialisation and GZIP TFRecord files for Criteo rows, without TensorFlow.
 
-Beam workers then need no TensorFlow (whose import alone costs seconds per worker), and the encoding is
-~14x faster (measured) than building `tf.train.Example` messages in Python. The Example is written in protobuf wire
-format in a fixed feature order, so equal rows give equal bytes (proto map order is unspecified);
-`tests/pipelines/test_preprocess.py` checks the bytes against `tf.train.Example` and `tf.data`.
+The preprocessing job (`recsys.data.preprocessing`) writes its shards with these. Beam workers then need no
+TensorFlow (whose import alone costs seconds per worker), and the encoding is ~14x faster (measured) than building
+`tf.train.Example` messages in Python. The Example is written in protobuf wire format in a fixed feature order, so
+equal rows give equal bytes (proto map order is unspecified); `tests/data/test_records.py` checks the bytes against
+`tf.train.Example` and `tf.data`.
 """
 from __future__ import annotations
 
@@ -111,6 +112,7 @@ class GzipTFRecordWriter:
     """
 
     def __init__(self, path: str, compresslevel: int = 6, block_bytes: int = 1 << 20):
+        # Imported here: `ExampleEncoder` alone (the input benchmark) needs no Beam, whose import takes ~1 s.
         from apache_beam.io.filesystem import CompressionTypes
         from apache_beam.io.filesystems import FileSystems
 
