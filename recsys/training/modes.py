@@ -62,7 +62,7 @@ class ModeContext:
 
     config: Any
     strategy: tf.distribute.Strategy
-    source: Any  # recsys.training.data.DataSource
+    source: Any  # recsys.data.input.DataSource
     spec: ModelSpec
     label: str
     new_metrics: Callable[[], Any]  # a fresh ProgressiveMetrics
