@@ -188,18 +188,8 @@ def read_bytes(path: str) -> bytes:
 # --- Categorical ids -----------------------------------------------------------------------------
 
 
-def hash_id(value: str, buckets: int) -> int:
-    """Stable id of a hex categorical value in [1, buckets): `1 + int(value, 16) mod (buckets - 1)`.
-
-    Criteo's categorical values are already 32-bit hashes, so their integer value modulo the bucket
-    count spreads evenly; unlike Python's `hash()` (salted per process) the id never changes between
-    runs, machines or days.
-    """
-    return 1 + int(value, 16) % (buckets - 1)
-
-
 class HashIds:
-    """Categorical ids by `hash_id`: every feature gets `buckets` ids, 0 only for missing values."""
+    """Categorical ids by `criteo.hash_id`: every feature gets `buckets` ids, 0 only for missing values."""
 
     def __init__(self, buckets: int):
         if not isinstance(buckets, int) or buckets < 2:
@@ -210,7 +200,7 @@ class HashIds:
         return {name: self.buckets for name in criteo.CAT_COLUMNS}
 
     def ids(self, cats: Sequence[str | None]) -> list[int]:
-        modulus = self.buckets - 1  # hash_id, inlined: this runs 26 times per row
+        modulus = self.buckets - 1  # criteo.hash_id, inlined: this runs 26 times per row
         return [0 if v is None else 1 + int(v, 16) % modulus for v in cats]
 
 

@@ -6,13 +6,13 @@ import gzip
 
 import pytest
 
-from recsys.data import preprocessing
+from recsys.data import criteo, preprocessing
 
 
 def test_hash_ids_are_stable():
     ids = preprocessing.HashIds(1000)
     assert ids.ids(["ffffffff", None, "0", "3e7"]) == [1 + 0xFFFFFFFF % 999, 0, 1, 1]
-    assert preprocessing.hash_id("68fd1e64", 1_000_003) == 1 + 0x68FD1E64 % 1_000_002
+    assert criteo.hash_id("68fd1e64", 1_000_003) == 1 + 0x68FD1E64 % 1_000_002
     with pytest.raises(ValueError, match="hash_buckets"):
         preprocessing.HashIds(1)
 
