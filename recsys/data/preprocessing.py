@@ -148,7 +148,7 @@ class PreprocessConfig:
         elif self.vocab_rows < input_lines:
             source = f"ts < {self.vocab_rows}"
         else:
-            source = f"ts < {self.vocab_rows}: all rows (vocab_rows exceeds the {input_lines} input lines)"
+            source = f"ts < {self.vocab_rows}: all rows (the input has {input_lines} lines)"
         return {"vocab_rows": self.vocab_rows or None, "vocab_source_rows": source, "vocab_rows_counted": rows_counted}
 
 
