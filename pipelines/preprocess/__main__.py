@@ -39,13 +39,11 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-    import logging as std_logging
+    from recsys import console
 
-    import recsys  # noqa: F401  (before anything imports TensorFlow)
+    # Beam's INFO lines (bundles, state cache, every type hint it cannot use) and TensorFlow's are noise here.
+    console.configure(logging.get_verbosity())
     from pipelines.preprocess import PreprocessConfig, run
-
-    # Beam logs every string annotation it cannot use as a type hint at INFO; that is noise here.
-    std_logging.getLogger("apache_beam.typehints.native_type_compatibility").setLevel(std_logging.WARNING)
 
     try:
         config = PreprocessConfig(
