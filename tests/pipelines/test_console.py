@@ -17,7 +17,10 @@ from tests.training.helpers import FEATURES, toy_rows, train_command, write_exam
 # A log line in absl's format (Python or C++): level letter, date, time, thread, file:line].
 _LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ (?P<file>[^:\s]+):\d+\] ")
 # Files of this project that log at INFO on a default run.
-_PROJECT_FILES = {"loop.py", "train.py", "core.py", "compare.py", "comparison.py", "checkpoint.py", "export.py"}
+# Log lines name their source file; the project's own are the modules under recsys/ and pipelines/ (not
+# `__init__.py`, a name every third-party package has too).
+_PROJECT_FILES = {path.name for package in ("recsys", "pipelines") for path in (REPO_ROOT / package).rglob("*.py")
+                  if path.name != "__init__.py"}
 
 
 def _user_env() -> dict:
