@@ -203,8 +203,9 @@ class CellRunner:
         for workdir, trainer_config in self.trainer_runs():
             checkpoints = list_checkpoints(workdir)
             if len(checkpoints) < 2 or not checkpoints[-1].finished:
-                logging.warning("%s has no checkpoint before its final one: no self PD for %s (lower "
-                                "train.checkpoint_every_steps below the run's %d steps)", workdir, self.cell.cell_id,
+                logging.warning("%s has no checkpoint before its final one, so %s gets no self PD: its %d steps "
+                                "are fewer than train.checkpoint_every_steps, or it was trained with "
+                                "keep_checkpoints=1", workdir, self.cell.cell_id,
                                 checkpoints[-1].step if checkpoints else 0)
                 return None
             earlier = checkpoints[-2]
