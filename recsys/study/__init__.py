@@ -5,6 +5,8 @@ replicas and accuracy on held-out data, compared with ReLU and ReLU ensembles (S
 - `data`: data generation/preprocessing, the train/held-out split, held-out scoring of SavedModels.
 - `runner`: trains (resumably) and scores each cell, writes results.json / results.md / pd_vs_accuracy.png.
 - `analysis`: PD over replica pairs with bootstrap intervals, ensembles, accuracy, AUC-loss change vs ReLU.
+- `sources`: where the PD comes from: by the training frequency of the example's rarest value, and each replica
+  against its own checkpoint before the final one (jitter vs basin).
 - `report`: results.md. The figure is `recsys.plots.study`.
 
 Entry point: `python -m pipelines.study --config=configs/study_<name>.py --workdir=<dir>` (docs/study.md).

@@ -30,6 +30,8 @@ Keys (docs/study.md describes each):
     analysis.bootstrap/confidence/seed   bootstrap of the PD intervals
     analysis.max_ensemble_splits cap on the disjoint ensemble pairs evaluated per cell
     analysis.score_batch_size    examples per SavedModel call when scoring
+    analysis.checkpoint_pd       also score each replica at its checkpoint before the final one: PD of a model
+                                 with itself over the last part of the stream (keeps 2 trainer checkpoints)
     study.replica_mode           auto (trainer replica mode when available) | replicas | separate
 """
 from __future__ import annotations
@@ -107,6 +109,7 @@ def base_config(train: Any) -> ml_collections.ConfigDict:
     config.analysis.seed = 0
     config.analysis.max_ensemble_splits = 50
     config.analysis.score_batch_size = 8192
+    config.analysis.checkpoint_pd = False
 
     config.study = ml_collections.ConfigDict()
     config.study.replica_mode = "auto"

@@ -209,6 +209,7 @@ class EvalSet:
             raise ValueError(f"The held-out data {list(files)} holds no examples.")
         self.labels = np.concatenate(labels).astype(np.float64)
         self.files = tuple(files)
+        self.features = features
         digest = hashlib.sha1(self.labels.tobytes())
         digest.update("\n".join(os.path.abspath(f) for f in files).encode())
         self.fingerprint = f"{self.labels.size}:{digest.hexdigest()[:16]}"
@@ -216,6 +217,27 @@ class EvalSet:
     @property
     def size(self) -> int:
         return int(self.labels.size)
+
+    def categorical_ids(self, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """The categorical ids of every held-out example, in scoring order: {feature: int64 [T]}.
+
+        `names`: the features to parse (default: every categorical feature of features.json). A missing value
+        reads as id 0, as the trainer and the serving signature read it.
+        """
+        import tensorflow as tf
+
+        names = tuple(f.name for f in self.features.categorical) if names is None else tuple(names)
+        for name in names:
+            if self.features[name].role != "categorical":
+                raise ValueError(
+                    f"`names` must be categorical features; {name!r} has role {self.features[name].role!r}")
+        spec = {name: tf.io.FixedLenFeature([], tf.int64, default_value=0) for name in names}
+        parsed: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        for serialized in self.batches:
+            batch = tf.io.parse_example(serialized, spec)
+            for name in names:
+                parsed[name].append(batch[name].numpy().reshape(-1))
+        return {name: np.concatenate(values).astype(np.int64) for name, values in parsed.items()}
 
     def score(self, saved_model: str) -> np.ndarray:
         """The model's probabilities for every held-out example, in file order (float64).

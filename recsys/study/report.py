@@ -92,9 +92,48 @@ def to_markdown(results: dict[str, Any]) -> str:
         if not entries:
             continue
         lines += ["", f"## Noise: {noise}", ""] + cell_table(entries)
+    if any("pd_by_frequency" in e for e in cells):
+        lines += ["", "## Where the PD comes from", ""] + sources_table(cells, study.get("frequency"))
     if results.get("distillation"):
         lines += ["", "## Distillation", ""] + distillation_table(results["distillation"])
     return "\n".join(lines) + "\n"
+
+
+def sources_table(entries: list[dict[str, Any]], frequency: dict[str, Any] | None) -> list[str]:
+    """Per cell: PD between replicas next to a replica's PD with itself over the last checkpoint interval, and PD
+    by the training frequency of the example's rarest value (recsys.study.sources)."""
+    buckets = list((frequency or {}).get("buckets") or {})
+    bounds = ", ".join(f"{name} [{low}, {'∞' if high is None else high})" for name, (low, high) in
+                       (frequency or {}).get("buckets", {}).items())
+    lines = [
+        "*Self PD*: relative PD between each replica at its checkpoint before the final one and the same replica at "
+        "the end (mean over replicas), over the examples between them; *self / replica*: its ratio to the PD "
+        "between replicas (near 1: the replicas' PD is mostly jitter of the last steps, not different solutions). "
+        f"*By frequency*: held-out examples split by the training count of their rarest categorical value "
+        f"({bounds or 'no buckets'}): share of examples / relative PD % over them / share of the total PD. Counts: "
+        f"{(frequency or {}).get('counts', 'not available')}.",
+        "",
+        _row(["setting", "noise", "R", "relative PD %", "self PD %", "examples apart", "self / replica", *buckets]),
+        _row(["---"] * (7 + len(buckets))),
+    ]
+    for e in entries:
+        if e.get("status") != "ok" or "pd_by_frequency" not in e:
+            continue
+        split = e.get("pd_by_frequency") or {}
+        cells = []
+        for name in buckets:
+            b = split.get(name)
+            cells.append("–" if not b else
+                         f"{100.0 * b['fraction']:.1f}% / {_pct(b['relative_pd'])} / {_pct(b['pd_share'], 0)}%")
+        apart = e.get("self_pd_examples_apart")
+        lines.append(_row([e["label"], e["noise"], str(e["replicas"]), _pct(e["relative_pd"]),
+                           _pct(e.get("self_relative_pd")), "–" if apart is None else f"{apart:,}",
+                           _num(e.get("self_to_replica_pd"), 2), *cells]))
+    return lines
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
 def _count(value: int | None, total: int | None) -> str:

@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 from typing import Any
@@ -45,7 +46,7 @@ from absl import logging
 import recsys
 from recsys import atomic
 from recsys.metrics import accuracy, bootstrap
-from recsys.study import analysis, grid
+from recsys.study import analysis, grid, sources
 from recsys.study.data import EvalSet, StudyData, prepare_data
 from recsys.training import metrics_record
 from recsys.training.loop import config_differences
@@ -94,6 +95,8 @@ class CellRunner:
         for key, value in self.cell.overrides:
             section, name = key.split(".")
             setattr(getattr(train, section), name, value)
+        if self.config.analysis.checkpoint_pd:  # the checkpoint before the final one stays on disk
+            train.keep_checkpoints = max(2, int(train.keep_checkpoints))
         return train
 
     def trainer_runs(self) -> list[tuple[str, Any]]:
@@ -150,11 +153,11 @@ class CellRunner:
             return all(os.path.exists(os.path.join(p, "saved_model.pb")) for p in self.saved_models())
         return os.path.exists(os.path.join(workdir, "saved_model", "saved_model.pb"))
 
-    def _model_keys(self) -> list[str]:
+    def _model_keys(self, saved_models: list[str]) -> list[str]:
         """One key per replica: its SavedModel directory and a digest of its saved graph and fingerprint, so a
         re-exported or retrained model is scored again and an unchanged one is not."""
         keys = []
-        for path in self.saved_models():
+        for path in saved_models:
             digest = hashlib.sha1()
             for name in ("fingerprint.pb", "saved_model.pb"):
                 file = os.path.join(path, name)
@@ -164,12 +167,15 @@ class CellRunner:
             keys.append(f"{path}:{digest.hexdigest()[:16]}")
         return keys
 
-    def predictions(self, eval_set: EvalSet) -> np.ndarray:
-        """Held-out probabilities [R, T]: replicas already scored on this data (same SavedModel) are reused, the
-        others are scored; everything is stored again."""
-        path = os.path.join(self.directory, "predictions.npy")
-        meta_path = os.path.join(self.directory, "predictions.json")
-        keys = self._model_keys()
+    def predictions(self, eval_set: EvalSet, saved_models: list[str] | None = None,
+                    name: str = "predictions") -> np.ndarray:
+        """Held-out probabilities [R, T] of `saved_models` (default: the replicas' final ones), stored as
+        `<name>.npy`: replicas already scored on this data (same SavedModel) are reused, the others are scored;
+        everything is stored again."""
+        path = os.path.join(self.directory, f"{name}.npy")
+        meta_path = os.path.join(self.directory, f"{name}.json")
+        saved_models = self.saved_models() if saved_models is None else saved_models
+        keys = self._model_keys(saved_models)
         stored = _read_json(meta_path) or {}
         reusable: dict[str, np.ndarray] = {}
         if stored.get("eval_fingerprint") == eval_set.fingerprint and os.path.exists(path):
@@ -179,13 +185,45 @@ class CellRunner:
             return np.load(path).astype(np.float64)
         predictions = np.stack([
             reusable[key] if key in reusable else eval_set.score(model)
-            for key, model in zip(keys, self.saved_models(), strict=True)
+            for key, model in zip(keys, saved_models, strict=True)
         ]).astype(np.float32)
         os.makedirs(self.directory, exist_ok=True)
         np.save(path, predictions)
         atomic.write_json(meta_path, {"eval_fingerprint": eval_set.fingerprint, "models": keys})
         # Analysis always reads back the stored float32 values, so a first run and a rerun agree exactly.
         return np.load(path).astype(np.float64)
+
+    def earlier_snapshots(self) -> tuple[list[str], int] | None:
+        """The replicas at the last checkpoint before the final one of each trainer run, exported once to
+        `<trainer workdir>/checkpoint_exports/step_<step>/`: (SavedModel paths in replica order, examples between
+        that checkpoint and the end). None when a run has no earlier checkpoint on disk."""
+        from recsys.training.checkpoint import list_checkpoints
+        from recsys.training.loop import export_checkpoint
+
+        paths, apart = [], []
+        for workdir, trainer_config in self.trainer_runs():
+            checkpoints = list_checkpoints(workdir)
+            if len(checkpoints) < 2 or not checkpoints[-1].finished:
+                logging.warning("%s has no checkpoint before its final one, so %s gets no self PD: its %d steps "
+                                "are fewer than train.checkpoint_every_steps, or it was trained with "
+                                "keep_checkpoints=1", workdir, self.cell.cell_id,
+                                checkpoints[-1].step if checkpoints else 0)
+                return None
+            earlier = checkpoints[-2]
+            output = os.path.join(workdir, "checkpoint_exports", f"step_{earlier.step}")
+            names = saved_model_names(self.cell.replicas if self.replica_mode else 1)
+            if not all(os.path.exists(os.path.join(output, n, "saved_model.pb")) for n in names):
+                partial = f"{output}.partial"
+                shutil.rmtree(partial, ignore_errors=True)
+                try:
+                    export_checkpoint(trainer_config, workdir, earlier.path, partial)
+                finally:
+                    _clear_tensorflow()
+                shutil.rmtree(output, ignore_errors=True)
+                os.rename(partial, output)
+            paths += [os.path.join(output, n) for n in names]
+            apart.append(checkpoints[-1].examples - earlier.examples)
+        return paths, min(apart)
 
     def check_not_stale(self) -> None:
         """Refuses trainer workdirs of this cell that were trained with another config.
@@ -205,7 +243,44 @@ class CellRunner:
                 )
 
 
+def _clear_tensorflow() -> None:
+    import tensorflow as tf
+
+    tf.keras.backend.clear_session()
+    gc.collect()
+
+
 # ----------------------------------------------------------------------------------------------------------------
+def held_out_frequency(config: Any, data: StudyData, eval_set: EvalSet) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """Each held-out example's training frequency over the model's categorical inputs (`recsys.study.sources`),
+    or None, and what results.json says about it (buckets, where the counts came from or why there are none)."""
+    from recsys.model.ctr import ModelSpec
+
+    names = [e.name for e in ModelSpec.from_config(config.train.model, eval_set.features).embeddings]
+    counts, description = sources.vocabulary_counts(os.path.dirname(data.features_path), eval_set.features, names)
+    about = {"buckets": {name: [low, high] for name, low, high in sources.FREQUENCY_BUCKETS}, "counts": description}
+    if counts is None:
+        return None, about
+    return sources.example_frequency(eval_set.categorical_ids(tuple(counts)), counts), about
+
+
+def source_keys(runner: CellRunner, eval_set: EvalSet, predictions: np.ndarray, frequency: np.ndarray | None,
+                replica_pd: float | None, config: Any) -> dict[str, Any]:
+    """Where the cell's PD comes from: `pd_by_frequency`, and with `analysis.checkpoint_pd` the PD between each
+    replica's last two checkpoints (`self_relative_pd`, ...; None when no earlier checkpoint is on disk)."""
+    keys: dict[str, Any] = {
+        "pd_by_frequency": sources.pd_by_frequency(predictions, frequency) if frequency is not None else None}
+    if config.analysis.checkpoint_pd:
+        snapshots = runner.earlier_snapshots()
+        if snapshots is None:
+            keys.update({"self_relative_pd": None, "self_relative_pd_replicas": None, "self_pd_examples_apart": None,
+                         "self_to_replica_pd": None})
+        else:
+            earlier = runner.predictions(eval_set, snapshots[0], name="checkpoint_predictions")
+            keys.update(sources.self_pd_summary(earlier, predictions, snapshots[1], replica_pd))
+    return keys
+
+
 def cell_entry(cell: grid.Cell, predictions: np.ndarray, labels: np.ndarray, runs: list[dict[str, Any]],
                config: Any) -> dict[str, Any]:
     """The results.json entry of one single-model cell (ensemble entries come from `ensemble_entry`)."""
@@ -327,6 +402,7 @@ def run_study(config: Any, workdir: str) -> dict[str, Any]:
     eval_set = EvalSet(data.eval_files, data.features_path, int(config.data.max_eval_examples),
                        int(config.analysis.score_batch_size))
     np.save(os.path.join(workdir, "eval_labels.npy"), eval_set.labels)
+    frequency, frequency_about = held_out_frequency(config, data, eval_set)
 
     entries: list[dict[str, Any]] = []
     trained_now = skipped = 0
@@ -347,6 +423,7 @@ def run_study(config: Any, workdir: str) -> dict[str, Any]:
         runs = runner.trainer_metrics()
         entry = cell_entry(cell, predictions, eval_set.labels, runs, config)
         entry["baseline"] = cell.is_baseline
+        entry.update(source_keys(runner, eval_set, predictions, frequency, entry["relative_pd"], config))
         entries.append(entry)
         if cell.ensemble_k:
             ensemble = ensemble_entry(cell, predictions, eval_set.labels, runs, config)
@@ -374,6 +451,7 @@ def run_study(config: Any, workdir: str) -> dict[str, Any]:
             "trainer_mode": trainer_mode,
             "grid": json.loads(config.grid.to_json()),
             "analysis": json.loads(config.analysis.to_json()),
+            "frequency": frequency_about,
             "train_config": json.loads(config.train.to_json()),
         },
         "cells": entries,

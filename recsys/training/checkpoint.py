@@ -17,6 +17,7 @@ older checkpoints beyond `keep` are deleted only after the new one is committed.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from collections.abc import Sequence
@@ -141,3 +142,37 @@ class TrainingCheckpoint:
 
 def checkpoint_directory(workdir: str) -> str:
     return os.path.join(workdir, "checkpoints")
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointInfo:
+    """One checkpoint on disk: its path (prefix of the `.index`/`.data` files) and the stream position it holds."""
+
+    path: str
+    step: int
+    examples: int
+    finished: bool
+
+
+def list_checkpoints(workdir: str) -> list[CheckpointInfo]:
+    """The checkpoints of a trainer workdir that are still on disk, oldest first (the last is the latest).
+
+    Checkpoints are named `ckpt-<global step>` (`CHECKPOINT_PREFIX`); `tf.train.CheckpointManager` keeps the newest
+    `config.keep_checkpoints` of them and lists them in the `checkpoint` state file, which this reads. A finished
+    run with `keep_checkpoints >= 2` keeps the final checkpoint and the last one written before it.
+    """
+    state = tf.train.get_checkpoint_state(checkpoint_directory(workdir))
+    if state is None:
+        return []
+    found = []
+    for path in state.all_model_checkpoint_paths:
+        if not tf.io.gfile.exists(f"{path}.index"):
+            continue
+        reader = tf.train.load_checkpoint(path)
+        found.append(CheckpointInfo(
+            path=path,
+            step=int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")),
+            examples=int(reader.get_tensor("examples/.ATTRIBUTES/VARIABLE_VALUE")),
+            finished=bool(reader.get_tensor("finished/.ATTRIBUTES/VARIABLE_VALUE")),
+        ))
+    return sorted(found, key=lambda info: info.step)

@@ -355,11 +355,41 @@ class Trainer:
         if self.config.export_saved_model:
             for state, path in zip(self.states, self._export_paths(), strict=True):
                 if not tf.io.gfile.exists(path):
-                    export_saved_model(
-                        state.model, self.features, path,
-                        extra_files={"features.json": json.dumps(self.features.to_json(), indent=2) + "\n"},
-                    )
-                    logging.info("Exported %s", path)
+                    self._export(state, path)
+
+    def _export(self, state: ModelState, path: str) -> None:
+        """One model's SavedModel, with the data's features.json in assets.extra/."""
+        export_saved_model(state.model, self.features, path,
+                           extra_files={"features.json": json.dumps(self.features.to_json(), indent=2) + "\n"})
+        logging.info("Exported %s", path)
+
+    def export_checkpoint(self, checkpoint_path: str, output_dir: str) -> list[str]:
+        """Exports every model as it was at `checkpoint_path` (one of this workdir's checkpoints, e.g. from
+        `recsys.training.checkpoint.list_checkpoints`) to `output_dir`, under the names of the final export
+        (saved_model, saved_model_1, ...): same serving contract, same features.json. Trains nothing and changes
+        nothing in the workdir. Returns the SavedModel paths in state order.
+
+        Raises:
+          FileNotFoundError: the workdir has no config.json (not a trainer workdir).
+          ValueError: the workdir was trained with another config (`config_differences`).
+          FileExistsError: a SavedModel path in `output_dir` already exists.
+        """
+        path = os.path.join(self.workdir, "config.json")
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"{self.workdir} is not a trainer workdir: no config.json")
+        with tf.io.gfile.GFile(path) as f:
+            differences = config_differences(json.load(f), self.resolved_config())
+        if differences:
+            raise ValueError(f"{self.workdir} was trained with a different config; export it with the config it "
+                             f"was trained with. Differences (key: saved -> now): {'; '.join(differences)}")
+        # Only the models: the optimizer slots and metrics in the checkpoint do not change what is served.
+        status = tf.train.Checkpoint(models=[state.model for state in self.states]).restore(checkpoint_path)
+        status.assert_existing_objects_matched().expect_partial()
+        paths = [os.path.abspath(os.path.join(output_dir, name)) for name in self.mode.export_names()]
+        tf.io.gfile.makedirs(output_dir)
+        for state, export_path in zip(self.states, paths, strict=True):
+            self._export(state, export_path)
+        return paths
 
     def _write_or_check_config(self) -> None:
         path = os.path.join(self.workdir, "config.json")
@@ -496,4 +526,14 @@ def train(config: Any, workdir: str, **kwargs) -> RunOutputs:
     if config.strategy == "parameter_server" and parameter_server.task_type() in ("worker", "ps"):
         parameter_server.serve(deterministic=bool(config.deterministic))
     return Trainer(config, workdir, **kwargs).run()
+
+
+def export_checkpoint(config: Any, workdir: str, checkpoint_path: str, output_dir: str) -> list[str]:
+    """Exports the models of the trainer workdir `workdir` (trained with `config`) as they were at its checkpoint
+    `checkpoint_path`, to `output_dir/saved_model`, `saved_model_1`, ... (`Trainer.export_checkpoint`).
+
+    The models are restored from the checkpoint into freshly built ones, so exporting the final checkpoint gives
+    the SavedModels the run itself exported.
+    """
+    return Trainer(config, workdir).export_checkpoint(checkpoint_path, output_dir)
 

@@ -77,6 +77,16 @@ def test_smoke_study_end_to_end_then_resume_skips_finished_cells(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     markdown = (workdir / "results.md").read_text()
     assert "| SmeLU β=1 | 1 | 2 | 1 |" in markdown and "ReLU 2-ensemble" in markdown
+    # Where the PD comes from: by the training frequency of the rarest value, and each replica against itself at
+    # its checkpoint before the final one (analysis.checkpoint_pd).
+    assert results["study"]["frequency"]["buckets"] == {"tail": [0, 10], "torso": [10, 1000], "head": [1000, None]}
+    for cell in (relu, smelu):
+        split = cell["pd_by_frequency"]
+        assert sum(b["examples"] for b in split.values()) == 1000
+        assert sum(b["pd_share"] for b in split.values()) == pytest.approx(1.0)
+        assert 0.0 < cell["self_relative_pd"] < 2.0 and len(cell["self_relative_pd_replicas"]) == cell["replicas"]
+        assert 0 < cell["self_pd_examples_apart"] <= 512
+    assert "## Where the PD comes from" in markdown
 
     before = _trainer_files(workdir)
     second = _study(workdir)

@@ -117,3 +117,37 @@ def test_export_never_overwrites(tmp_path):
     with pytest.raises(FileExistsError, match="already exists"):
         export.export_saved_model(model, FEATURES, str(tmp_path / "saved_model"))
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
+
+
+def test_export_from_a_checkpoint_restores_the_models_exactly(stream, tmp_path):
+    """A finished replica-mode run keeps its final checkpoint and the one before (keep_checkpoints=2); exporting the
+    final one gives the run's own SavedModels' predictions, the earlier one other predictions."""
+    from recsys.serving.scorer import SavedModelScorer
+    from recsys.training.checkpoint import list_checkpoints
+    from recsys.training.loop import export_checkpoint, train
+    from tests.training.helpers import small_config
+
+    workdir = str(tmp_path / "run")
+    config = small_config(stream, export_saved_model=True, **{"replicas.count": 2})
+    train(config, workdir)
+    checkpoints = list_checkpoints(workdir)
+    assert [(c.step, c.examples, c.finished) for c in checkpoints] == [(15, 960, False), (19, 1200, True)]
+    examples = tf.constant(list(tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(stream)), "GZIP")
+                                .take(200).as_numpy_iterator()))
+
+    def scores(path):
+        return np.asarray(SavedModelScorer(path)(examples))
+
+    final = export_checkpoint(config, workdir, checkpoints[-1].path, str(tmp_path / "final"))
+    earlier = export_checkpoint(config, workdir, checkpoints[0].path, str(tmp_path / "earlier"))
+    assert [os.path.basename(p) for p in final] == ["saved_model", "saved_model_1"]
+    assert json.loads((tmp_path / "final" / "saved_model_1" / "assets.extra" / "features.json").read_text()) == \
+        json.loads((tmp_path / "run" / "saved_model_1" / "assets.extra" / "features.json").read_text())
+    for name, restored, before in zip(("saved_model", "saved_model_1"), final, earlier, strict=True):
+        np.testing.assert_array_equal(scores(restored), scores(os.path.join(workdir, name)))
+        assert np.abs(scores(before) - scores(restored)).max() > 1e-4
+    with pytest.raises(FileExistsError):
+        export_checkpoint(config, workdir, checkpoints[-1].path, str(tmp_path / "final"))
+    other = small_config(stream, export_saved_model=True, **{"replicas.count": 2, "model.embedding_dim": 8})
+    with pytest.raises(ValueError, match="different config"):
+        export_checkpoint(other, workdir, checkpoints[-1].path, str(tmp_path / "other"))
