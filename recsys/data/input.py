@@ -61,6 +61,8 @@ COMPRESSIONS: tuple[str, ...] = ("auto", "none", "GZIP", "ZLIB")
 _WHOLE_STREAM = 1 << 62
 # Records `DataSource.from_config` checks against features.json before training.
 CHECKED_RECORDS = 1000
+# expected_examples counts the records of inputs up to this size when summary.json does not say.
+COUNT_LIMIT_BYTES = 256 << 20
 
 # Batch key of the serialized records when `make_dataset(keep_serialized=True)`; no feature has this name.
 SERIALIZED_KEY = "__serialized__"
@@ -381,25 +383,35 @@ class DataSource:
                    int(seed))
 
     def expected_examples(self, max_examples: int = 0) -> int | None:
-        """The stream's length for progress/ETA if it is cheap to know, else None.
+        """The stream's length for progress/ETA (and schedules), else None when it is not cheap to know.
 
-        The preprocessing job writes `summary.json` (`rows_ok`) beside its shards; it is used when the pattern
-        matches every shard of that folder. `max_examples` (> 0) caps the answer.
+        From the preprocessing job's `summary.json` beside the shards: `rows_ok` when the pattern matches every
+        shard, the sum of the listed shards' `rows` when it matches some of them (e.g. the study's training
+        shards without the held-out one). Otherwise the records are counted (one read of the input) when the
+        files hold at most `COUNT_LIMIT_BYTES`. `max_examples` (> 0) caps the answer.
         """
-        total = None
-        directory = layout.data_directory(self.pattern)
-        summary = os.path.join(directory, layout.SUMMARY_FILE)
-        if tf.io.gfile.exists(summary):
-            all_shards = sorted(tf.io.gfile.glob(os.path.join(directory, layout.SHARD_PATTERN)))
-            if all_shards == self.files:
-                try:
-                    with tf.io.gfile.GFile(summary) as f:
-                        total = int(json.load(f)["rows_ok"])
-                except (ValueError, KeyError, TypeError):
-                    total = None
+        total = self._rows_from_summary()
+        if total is None and sum(tf.io.gfile.stat(f).length for f in self.files) <= COUNT_LIMIT_BYTES:
+            records = tf.data.TFRecordDataset(self.files, compression_type=resolve_compression(self.files))
+            total = int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
         if max_examples:
             total = min(total, max_examples) if total is not None else max_examples
         return total
+
+    def _rows_from_summary(self) -> int | None:
+        directory = layout.data_directory(self.pattern)
+        summary_path = os.path.join(directory, layout.SUMMARY_FILE)
+        if not tf.io.gfile.exists(summary_path):
+            return None
+        try:
+            with tf.io.gfile.GFile(summary_path) as f:
+                summary = json.load(f)
+            if sorted(tf.io.gfile.glob(os.path.join(directory, layout.SHARD_PATTERN))) == self.files:
+                return int(summary["rows_ok"])
+            rows = {os.path.join(directory, shard["name"]): int(shard["rows"]) for shard in summary.get("shards", ())}
+        except (ValueError, KeyError, TypeError):
+            return None
+        return sum(rows[f] for f in self.files) if all(f in rows for f in self.files) else None
 
     def dataset(self, batch_size: int, start_offset: int = 0, input_context=None) -> tf.data.Dataset:
         """The stream from example `start_offset` of the global stream on, batched (final partial batch kept).

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from recsys.data import input as input_lib
 from recsys.data.input import InputDataError
 from recsys.metrics.streaming import ProgressiveMetrics
 from recsys.training import task
@@ -192,8 +193,20 @@ def test_data_stream_has_the_expected_length_from_summary_json(tmp_path):
     trainer = Trainer(small_config(glob), str(tmp_path / "run"))
     assert trainer.source.expected_examples() == 20
     assert trainer.source.expected_examples(max_examples=7) == 7
+    # A subset of the shards: counted, as summary.json lists no per-shard rows here.
     only_one = Trainer(small_config(str(tmp_path / "d" / "part-00000*")), str(tmp_path / "run2"))
-    assert only_one.source.expected_examples() is None
+    assert only_one.source.expected_examples() == 10
+    # With per-shard rows (as the preprocessing job writes them), a subset is the sum of its shards' rows.
+    names = sorted(p.name for p in (tmp_path / "d").glob("part-*"))
+    (tmp_path / "d" / "summary.json").write_text(json.dumps(
+        {"rows_in": 21, "rows_ok": 20, "rows_bad": 1, "shards": [{"name": names[0], "rows": 9}]}))
+    assert only_one.source.expected_examples() == 9  # from summary.json, not counted
+    input_lib.COUNT_LIMIT_BYTES, limit = 0, input_lib.COUNT_LIMIT_BYTES
+    try:
+        unknown = Trainer(small_config(str(tmp_path / "d" / "part-00001*")), str(tmp_path / "run3"))
+        assert unknown.source.expected_examples() is None  # not listed and too big to count
+    finally:
+        input_lib.COUNT_LIMIT_BYTES = limit
 
 
 def test_tensorboard_scalars(stream, tmp_path):
