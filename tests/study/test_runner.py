@@ -1,4 +1,5 @@
 """Cell runner wiring without training: trainer configs per replica, replica-mode detection and SavedModel paths."""
+import dataclasses
 import json
 
 import pytest
@@ -27,12 +28,16 @@ def test_separate_runs_get_per_replica_seeds_and_the_cell_activation(tmp_path):
     assert not cell.trained()
 
 
-def test_equal_budget_cell_narrows_the_embeddings(tmp_path):
+def test_equal_budget_cell_trains_the_sized_widths_and_refuses_unsized_ones(tmp_path):
     config = study_smoke.get_config()
     config.grid.ensemble_equal_budget = True
     budget = grid.expand_grid(config)[-1]
-    _, trainer_config = runner.CellRunner(config, budget, str(tmp_path), DATA, replica_mode=False).trainer_runs()[0]
-    assert budget.equal_budget and trainer_config.model.embedding_dim == config.train.model.embedding_dim // 2
+    with pytest.raises(ValueError, match="needs its widths from `grid.size_equal_budget`"):
+        runner.CellRunner(config, budget, str(tmp_path), DATA, replica_mode=False).trainer_runs()
+    sized = dataclasses.replace(budget, overrides=(("model.embedding_dim", 2), ("model.hidden_units", (10, 5))))
+    _, trainer_config = runner.CellRunner(config, sized, str(tmp_path), DATA, replica_mode=False).trainer_runs()[0]
+    assert trainer_config.model.embedding_dim == 2 and tuple(trainer_config.model.hidden_units) == (10, 5)
+    assert tuple(config.train.model.hidden_units) == (16, 8)
 
 
 def test_replica_mode_is_one_trainer_run_with_replica_keys(tmp_path):
