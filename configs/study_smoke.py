@@ -36,8 +36,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.grid.activations = ("relu", "smelu:beta=1")
     config.grid.noise = ("shuffle",)
     config.grid.replicas = 2
-    # ReLU also trains 4 replicas and reports 2-ensembles (the mean of 2 vs the mean of the other 2).
+    # ReLU and SmeLU train 4 replicas and report 2-ensembles (the mean of 2 vs the mean of the other 2), at 2× the
+    # single model's parameters and at equal budget (components with 2-wide embeddings and hidden [10, 5]).
     config.grid.ensemble_k = 2
     config.grid.ensemble_replicas = 4
+    config.grid.ensemble_activations = ("relu", "smelu")
+    config.grid.ensemble_equal_budget = True
     config.analysis.bootstrap = 50
     return config

@@ -95,3 +95,24 @@ def test_pairing_by_replica_index_narrows_the_ratio_interval():
     assert shuffled["pd_ratio_to_baseline"] == pytest.approx(same_order["pd_ratio_to_baseline"])
     assert shuffled["pd_ratio_ci"][1] - shuffled["pd_ratio_ci"][0] > 3 * paired_width
     assert shuffled["pd_ratio_detectable_change"] > 3 * same_order["pd_ratio_detectable_change"]
+
+
+def test_results_md_opens_with_the_verdict_table():
+    from recsys.study import report
+
+    baseline, candidate, labels = _cells(replicas=4, examples=600, candidate_scale=0.6)
+    entries = [dict(e, label=label, replicas=4, relative_pd=0.1, auc=0.7, parameters=1234)
+               for e, label in zip(_entries(), ("ReLU", "ReLU 2-ensemble", "SmeLU β=1", "Swish"), strict=True)]
+    runner.add_paired_comparisons(entries, {"shuffle/relu": baseline, "shuffle/smelu_beta1": candidate}, labels,
+                                  _config())
+    lines = report.verdict_section({"cells": entries, "study": {"analysis": {"bootstrap": 120, "confidence": 0.95,
+                                                                             "power": 0.8}}})
+    assert lines[0] == "## Verdicts against ReLU (paired)"
+    rows = [line for line in lines if line.startswith("| shuffle |")]
+    assert rows[0].startswith("| shuffle | ReLU (baseline: PD 10.00%, AUC 0.7000) | 1,234 | 4 | 1 |")
+    smelu = entries[2]
+    low, high = smelu["pd_ratio_ci"]
+    assert rows[1].startswith(f"| shuffle | SmeLU β=1 | 1,234 | 4 | {smelu['pd_ratio_to_baseline']:.2f} "
+                              f"[{low:.2f}, {high:.2f}] |")
+    assert "| **lower** |" in rows[1] and len(rows) == 2  # ensembles and failed cells have no verdict
+    assert report.verdict_section({"cells": entries[:1], "study": {"analysis": {}}}) == []
