@@ -99,17 +99,23 @@ def plot_pd_vs_accuracy(
     figures.save(fig, path, suptitle=title, empty_text=empty_text)
 
 
+#: Candidate tick values of a ratio axis (a log axis labels only the decades otherwise).
+_RATIO_TICKS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0)
+
+
 def draw_ratio_panel(ax, panel: RatioPanel) -> None:
     """PD ratio to the baseline per configuration (top to bottom in the given order), log x axis: a dot at the
-    ratio, a thick bar for the paired interval and a thin one for the unpaired; the dashed line is ratio 1.
-    Left of the line = lower PD than the baseline."""
+    ratio, a thick bar for the paired interval and, just below it, a thin one for the unpaired; the dashed line
+    is ratio 1. Left of the line = lower PD than the baseline."""
+    from matplotlib import ticker
+
     ratios = list(panel.ratios)
     values = [v for r in ratios for v in (r.ratio, *(r.ci or ()), *(r.ci_unpaired or ())) if v is not None]
-    log_scale = bool(values) and min(values) > 0
     for row, ratio in enumerate(ratios):
         y = len(ratios) - 1 - row
         if ratio.ci_unpaired:
-            ax.plot(ratio.ci_unpaired, [y, y], "-", color=ratio.color, alpha=0.3, linewidth=1.2, zorder=1)
+            ax.plot(ratio.ci_unpaired, [y - 0.18, y - 0.18], "-", color=ratio.color, alpha=0.45, linewidth=1.2,
+                    zorder=1)
         if ratio.ci:
             ax.plot(ratio.ci, [y, y], "-", color=ratio.color, alpha=0.85, linewidth=4.0, solid_capstyle="butt",
                     zorder=2)
@@ -118,8 +124,14 @@ def draw_ratio_panel(ax, panel: RatioPanel) -> None:
     ax.set_yticks(range(len(ratios)))
     ax.set_yticklabels([f"{r.label} ({r.verdict})" if r.verdict else r.label for r in reversed(ratios)],
                        fontsize=7)
-    if log_scale:
+    ax.set_ylim(-0.6, max(len(ratios), 1) - 0.4)
+    if values and min(values) > 0:
+        low, high = min(min(values), 1.0) / 1.15, max(max(values), 1.0) * 1.15
         ax.set_xscale("log")
+        ax.set_xlim(low, high)
+        ax.xaxis.set_major_locator(ticker.FixedLocator([t for t in _RATIO_TICKS if low <= t <= high]))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     if not ratios:
         ax.text(0.5, 0.5, "no paired comparison", ha="center", va="center", transform=ax.transAxes)
     figures.style_axes(ax, f"PD / PD of {panel.baseline_name} (thick: paired CI, thin: unpaired)", "",
