@@ -43,7 +43,6 @@ import numpy as np
 from absl import logging
 
 from recsys import atomic
-from recsys.data.features import FeatureSet
 from recsys.metrics import accuracy, bootstrap
 from recsys.study import analysis, grid
 from recsys.study.data import REPO_ROOT, EvalSet, StudyData, prepare_data
@@ -349,6 +348,8 @@ def run_study(config: Any, workdir: str) -> dict[str, Any]:
                             "analysis.bootstrap", "analysis.confidence")
     os.makedirs(workdir, exist_ok=True)
     data = prepare_data(config.data, workdir)
+    from recsys.data.features import FeatureSet
+
     cells = grid.size_equal_budget(cells, config, FeatureSet.load(data.features_path))
     runners = [CellRunner(config, cell, workdir, data, replica_mode) for cell in cells]
     trainer_mode = "replicas" if replica_mode else "separate"
