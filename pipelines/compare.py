@@ -23,6 +23,7 @@ import numpy as np
 from absl import app, flags, logging
 
 import recsys  # noqa: F401  (selects tf-keras before TensorFlow is imported anywhere)
+from recsys import console
 from recsys.data.features import FeatureSet, default_features_path
 from recsys.metrics import comparison
 from recsys.metrics import report as report_lib
@@ -129,11 +130,19 @@ def _load_models() -> tuple[list[str], list]:
         raise CompareError(f"--models: {e}") from e
 
 
-def _score_data(scorers: list) -> comparison.ScoredRecords:
+def _check_data() -> FeatureSet:
+    """--data matches files and has a usable features.json: checked before any model is loaded."""
+    try:
+        comparison.list_data_files(FLAGS.data)
+    except comparison.ComparisonInputError as e:
+        raise CompareError(f"--data: {e}") from e
+    return _load_features()
+
+
+def _score_data(scorers: list, features: FeatureSet) -> comparison.ScoredRecords:
     """Labels (and query ids) of --data, and every scorer's predictions on it."""
     from recsys.serving import scorer
 
-    features = _load_features()
     logging.info("scoring %d model(s) on %s", len(scorers), FLAGS.data)
     try:
         return comparison.score_records(FLAGS.data, features, scorers, FLAGS.query_key, FLAGS.batch_size)
@@ -146,20 +155,22 @@ def _score_data(scorers: list) -> comparison.ScoredRecords:
 def run() -> int:
     """The job; returns the exit status (0, or 3 when the churn gate fails)."""
     _check_flags()
+    # Every input is checked before the models are loaded (seconds each), so a typo fails in a blink.
+    features = _check_data() if FLAGS.data else None
+    labels = None if FLAGS.data else _load_column(FLAGS.labels, "--labels")
+    columns = [_load_column(path, "--predictions") for path in FLAGS.predictions]
     taken: set[str] = set()
     model_dirs, scorers = _load_models()
     names = [comparison.model_name(path, taken) for path in FLAGS.models]
     sources = list(model_dirs)
 
     query_ids = None
+    predictions = []
     if FLAGS.data:
-        scored = _score_data(scorers)
+        scored = _score_data(scorers, features)
         labels, query_ids, predictions = scored.labels, scored.query_ids, scored.predictions
-    else:
-        labels, predictions = _load_column(FLAGS.labels, "--labels"), []
 
-    for path in FLAGS.predictions:
-        column = _load_column(path, "--predictions")
+    for path, column in zip(FLAGS.predictions, columns, strict=True):
         if column.size != labels.size:
             raise CompareError(
                 f"--predictions: {path} has {column.size} predictions but the data has {labels.size} examples"
@@ -209,6 +220,7 @@ def run() -> int:
 
 
 def main(argv: list[str]) -> int:
+    console.configure(logging.get_verbosity())  # before TensorFlow/Beam are imported; --verbosity=1: all logs
     if len(argv) > 1:
         print(f"compare: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return ERROR_EXIT_CODE

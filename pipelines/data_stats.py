@@ -13,7 +13,9 @@ import os
 import sys
 import tempfile
 
-from absl import app, flags
+from absl import app, flags, logging
+
+from recsys import console
 
 FLAGS = flags.FLAGS
 
@@ -28,6 +30,7 @@ flags.DEFINE_string("output", None, "Write the Markdown table here instead of pr
 
 
 def main(argv: list[str]) -> None:
+    console.configure(logging.get_verbosity())  # before TensorFlow/Beam are imported; --verbosity=1: all logs
     if len(argv) > 1:
         sys.exit(f"data_stats: error: unexpected arguments {argv[1:]}")
     from recsys.data import stats, synthetic

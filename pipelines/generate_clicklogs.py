@@ -14,6 +14,8 @@ import sys
 
 from absl import app, flags, logging
 
+from recsys import console
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("output", None, "Output file; must end in .tsv or .tsv.gz (gzip-compressed).")
@@ -33,6 +35,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
+    console.configure(logging.get_verbosity())  # before TensorFlow/Beam are imported; --verbosity=1: all logs
     if len(argv) > 1:
         sys.exit(f"generate_clicklogs: error: unexpected arguments {argv[1:]}")
     from recsys.data.synthetic import GeneratorConfig, write_clicklogs

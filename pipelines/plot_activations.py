@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 import recsys  # noqa: F401  (selects tf-keras before TensorFlow is imported)
+from recsys import console
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", "docs/figures/activations.png", "Where to write the PNG (folders are created).")
@@ -21,6 +22,7 @@ flags.DEFINE_integer("dpi", 150, "Resolution of the PNG.")
 
 
 def main(argv: list[str]) -> int:
+    console.configure(logging.get_verbosity())  # before TensorFlow/Beam are imported; --verbosity=1: all logs
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS.x_min < FLAGS.x_max:  # checked before the TensorFlow import, so a typo fails in a blink

@@ -14,7 +14,7 @@ import sys
 from absl import app, flags, logging
 
 import recsys  # noqa: F401  (must precede TensorFlow)
-from recsys.plots import landscape
+from recsys import console
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for the PNGs and landscape_minima.json.", required=True)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the random weights and of the fixed base input.")
@@ -39,8 +39,11 @@ def _parse_betas(raw: list[str]) -> list[float]:
 
 
 def main(argv: list[str]) -> None:
+    console.configure(logging.get_verbosity())  # before TensorFlow/Beam are imported; --verbosity=1: all logs
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from recsys.plots import landscape
+
     try:
         results = landscape.make_landscape_figures(
             output_dir=_OUTPUT_DIR.value,

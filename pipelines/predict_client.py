@@ -10,9 +10,10 @@ summary line on stderr. Files ending in `.gz` are read as GZIP TFRecords.
 import sys
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 
 import recsys  # noqa: F401  (must precede TensorFlow)
+from recsys import console
 from recsys.serving import contract
 
 FLAGS = flags.FLAGS
@@ -108,6 +109,7 @@ def run() -> None:
 
 
 def main(argv):
+    console.configure(logging.get_verbosity())  # before TensorFlow/Beam are imported; --verbosity=1: all logs
     del argv
     import grpc
 

@@ -15,7 +15,7 @@ import threading
 from absl import app, flags, logging
 
 import recsys  # noqa: F401  (must precede TensorFlow)
-from recsys import atomic
+from recsys import atomic, console
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_base_path", None, "Folder with numeric version subfolders of SavedModels.")
@@ -91,6 +91,7 @@ def serve() -> None:
 
 
 def main(argv):
+    console.configure(logging.get_verbosity())  # before TensorFlow/Beam are imported; --verbosity=1: all logs
     del argv
     try:
         serve()

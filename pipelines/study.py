@@ -17,6 +17,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 import recsys  # noqa: F401  (must precede TensorFlow)
+from recsys import console
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Study config, e.g. configs/study_smoke.py.", lock_config=True
@@ -26,6 +27,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv: list[str]) -> None:
+    console.configure(logging.get_verbosity())  # before TensorFlow/Beam are imported; --verbosity=1: all logs
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     import tensorflow as tf

@@ -14,6 +14,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 import recsys  # noqa: F401  (must precede TensorFlow)
+from recsys import console
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/criteo_toy.py.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder; an existing one is resumed.")
@@ -24,6 +25,7 @@ EXIT_NON_FINITE_LOSS = 2
 
 
 def main(argv: list[str]) -> None:
+    console.configure(logging.get_verbosity())  # before TensorFlow/Beam are imported; --verbosity=1: all logs
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     import tensorflow as tf

@@ -3,6 +3,7 @@
     python -m pipelines.preprocess --input='data/criteo_sample/*.tsv' --output_dir=/tmp/criteo_tfrecords
     python -m pipelines.preprocess --input='day_*.gz' --output_dir=out --vocab_mode=hash --hash_buckets=1000003
     python -m pipelines.preprocess --input=day_1.gz --output_dir=out1 --vocab_dir=out0   # day-0 ids
+    python -m pipelines.preprocess --input='day_*.gz' --output_dir=out --vocab_rows=8000  # vocabulary from ts < 8000
 
 Any argument that is not a flag below is a Beam pipeline option (`--runner=DataflowRunner --project=...`,
 `--direct_num_workers=2`, ...); see docs/preprocess.md.
@@ -22,6 +23,8 @@ flags.DEFINE_integer("min_count", 1, "frequency mode: keep values seen at least 
 flags.DEFINE_integer("max_vocab_size", 0, "frequency mode: cap on each feature's vocab size incl. id 0 (0: none).")
 flags.DEFINE_integer("hash_buckets", None, "hash mode: vocab size N of every feature (ids 1..N-1, 0 = missing).")
 flags.DEFINE_string("vocab_dir", None, "Reuse an earlier run's vocabulary (its output_dir or vocab/): stable ids.")
+flags.DEFINE_integer("vocab_rows", 0, "frequency mode: count the vocabulary over the lines with ts < N only and map "
+                     "values unseen there to id 0 (0: every line). Costs one extra newline-counting read of the input.")
 flags.DEFINE_integer("rows_per_shard", 100_000, "Input lines per output shard (shards never span input files).")
 flags.DEFINE_bool("overwrite", False, "Replace the outputs of an earlier run in --output_dir.")
 flags.mark_flags_as_required(["input", "output_dir"])
@@ -36,13 +39,11 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-    import logging as std_logging
+    from recsys import console
 
-    import recsys  # noqa: F401  (before anything imports TensorFlow)
+    # Beam's INFO lines (bundles, state cache, every type hint it cannot use) and TensorFlow's are noise here.
+    console.configure(logging.get_verbosity())
     from pipelines.preprocess import PreprocessConfig, run
-
-    # Beam logs every string annotation it cannot use as a type hint at INFO; that is noise here.
-    std_logging.getLogger("apache_beam.typehints.native_type_compatibility").setLevel(std_logging.WARNING)
 
     try:
         config = PreprocessConfig(
@@ -54,6 +55,7 @@ def main(argv: list[str]) -> None:
             hash_buckets=FLAGS.hash_buckets,
             vocab_dir=FLAGS.vocab_dir,
             rows_per_shard=FLAGS.rows_per_shard,
+            vocab_rows=FLAGS.vocab_rows,
         )
         summary = run(config, argv[1:], overwrite=FLAGS.overwrite)
     except (ValueError, FileNotFoundError, FileExistsError) as e:

@@ -5,15 +5,18 @@ Shape of the pipeline (`PreprocessClickLogs`), over the input files in sorted na
     files ─┬─ pass 1: CountCategoricalValues (frequency) or CountLines (hash, --vocab_dir) ─► lines per file
            │          ├─► MergeCounts ─► SelectVocabulary ─► WriteVocabularyFiles ─► vocabularies
            │          └─ (or LoadVocabulary from --vocab_dir; nothing in hash mode)
+           │          --vocab_rows=N: CountLines ─► FileTable ─► CountCategoricalValues over the lines with ts < N
            └─ pass 2: WriteExampleShards(FileTable, vocabularies) ─┬─► shard stats ─► Summarise ─► WriteRunMetadata
                                                                    └─► bad rows (tagged) ─► WriteBadRows
 
 `ts` is the position of a line in the whole input log, so pass 2 needs every earlier file's line count:
-that is why pass 1 always runs (in frequency mode it is also the vocabulary count). Pass 2 streams each
-file once, in order, and cuts it into shards of `rows_per_shard` lines: rows leave a file already in
-time order, so no shuffle or sort is needed, memory stays constant however big a file is, and shard
-names (`part-<file>-<shard>`) sort in time order. Parallelism is across input files (a gzip stream
-cannot be split anyway; `DistributeFiles` spreads them over workers); split a very large file for more.
+that is why pass 1 always runs (in frequency mode it is also the vocabulary count, unless `vocab_rows`
+limits that count to the lines with ts < N: then the line counts come first, from `CountLines`, because
+only they give a file's first ts). Pass 2 streams each file once, in order, and cuts it into shards of
+`rows_per_shard` lines: rows leave a file already in time order, so no shuffle or sort is needed, memory
+stays constant however big a file is, and shard names (`part-<file>-<shard>`) sort in time order.
+Parallelism is across input files (a gzip stream cannot be split anyway; `DistributeFiles` spreads them
+over workers); split a very large file for more.
 
 The DoFns only orchestrate: the work per file and per row is `recsys.data.preprocessing`, the output file names
 are `recsys.data.layout`.
@@ -35,6 +38,7 @@ from recsys.data.records import ExampleEncoder
 NAMESPACE = "preprocess"
 BAD_ROWS_TAG = "bad_rows"
 LINE_COUNTS_TAG = "line_counts"
+ROWS_COUNTED_TAG = "rows_counted"
 
 
 class InputFile(NamedTuple):
@@ -62,18 +66,30 @@ class CountLines(beam.DoFn):
 class CountCategoricalValues(beam.DoFn):
     """InputFile -> (feature, Counter of its values over the file's valid rows), one per feature.
 
-    Also emits (file index, number of lines) on the `line_counts` output. Bad rows are skipped here
-    and reported by pass 2, which reads exactly the same lines.
+    Also emits the number of valid rows counted on the `rows_counted` output. Bad rows are skipped here
+    and reported by pass 2, which reads the same lines.
+
+    With `vocab_rows` = 0 every line counts, and the file's number of lines goes to the `line_counts` output
+    (the FileTable is built from it). With `vocab_rows` = N > 0 only the lines with ts < N count: the side
+    input `files` (the FileTable, from `CountLines`) gives the file's first ts, reading stops at ts N, and a
+    file that starts at or after N is not opened.
     """
 
-    def __init__(self):
+    def __init__(self, vocab_rows: int = 0):
+        self._vocab_rows = vocab_rows
         self._lines = Metrics.counter(NAMESPACE, "pass1_lines")
+        self._rows_counted = Metrics.counter(NAMESPACE, "vocab_rows_counted")
 
-    def process(self, file: InputFile) -> Iterator[Any]:
-        lines = preprocessing.CountedLines(file.path)
-        counts = preprocessing.count_categoricals(preprocessing.valid_rows(lines))
-        self._lines.inc(lines.count)
-        yield beam.pvalue.TaggedOutput(LINE_COUNTS_TAG, (file.index, lines.count))
+    def process(self, file: InputFile, files: Sequence[Mapping[str, Any]] | None = None) -> Iterator[Any]:
+        max_lines = None
+        if self._vocab_rows:
+            max_lines = preprocessing.vocabulary_lines(files[file.index]["first_ts"], self._vocab_rows)
+        counts, lines, rows = preprocessing.count_file_categoricals(file.path, max_lines)
+        self._rows_counted.inc(rows)
+        if max_lines is None:
+            self._lines.inc(lines)
+            yield beam.pvalue.TaggedOutput(LINE_COUNTS_TAG, (file.index, lines))
+        yield beam.pvalue.TaggedOutput(ROWS_COUNTED_TAG, rows)
         yield from counts.items()
 
 
@@ -128,12 +144,33 @@ class LoadVocabulary(beam.DoFn):
             yield feature, values
 
 
-class ComputeVocabulary(beam.PTransform):
-    """InputFiles -> {"vocabularies": one {feature: [values]} dict, "line_counts": (file index, lines)}."""
+class FileTable(beam.PTransform):
+    """(file index, lines) -> one FileTable: per input file its path, lines and first ts (`file_table`)."""
 
-    def __init__(self, config: PreprocessConfig):
+    def __init__(self, paths: Sequence[str]):
+        super().__init__()
+        self._paths = list(paths)
+
+    def expand(self, line_counts):
+        return (
+            line_counts
+            | "CollectLineCounts" >> beam.combiners.ToDict()
+            | "FileTable" >> beam.Map(preprocessing.file_table, self._paths)
+        )
+
+
+class ComputeVocabulary(beam.PTransform):
+    """InputFiles -> {"vocabularies": one {feature: [values]} dict, "line_counts": (file index, lines),
+    "rows_counted": the valid rows counted (one int; None when the vocabulary is reused)}.
+
+    With `vocab_rows` > 0 the vocabulary rows are given by their global ts, so the line counts come first
+    (`CountLines`, an extra newline-counting read of every file) and the counting reads only lines with ts < N.
+    """
+
+    def __init__(self, config: PreprocessConfig, paths: Sequence[str]):
         super().__init__()
         self._config = config
+        self._paths = list(paths)
 
     def expand(self, files):
         config = self._config
@@ -145,11 +182,19 @@ class ComputeVocabulary(beam.PTransform):
                 | "LoadVocabulary" >> beam.ParDo(LoadVocabulary(output_vocab_dir))
             )
             line_counts = files | "CountLines" >> beam.ParDo(CountLines())
+            rows_counted = None
         else:
-            counted = files | "CountValues" >> beam.ParDo(CountCategoricalValues()).with_outputs(
-                LINE_COUNTS_TAG, main="values"
-            )
-            line_counts = counted[LINE_COUNTS_TAG]
+            if config.vocab_rows:
+                line_counts = files | "CountLines" >> beam.ParDo(CountLines())
+                side_inputs = {"files": beam.pvalue.AsSingleton(line_counts | "FileTable" >> FileTable(self._paths))}
+            else:
+                side_inputs = {}
+            counted = files | "CountValues" >> beam.ParDo(
+                CountCategoricalValues(config.vocab_rows), **side_inputs
+            ).with_outputs(LINE_COUNTS_TAG, ROWS_COUNTED_TAG, main="values")
+            if not config.vocab_rows:
+                line_counts = counted[LINE_COUNTS_TAG]
+            rows_counted = counted[ROWS_COUNTED_TAG] | "SumRowsCounted" >> beam.CombineGlobally(sum)
             min_count, max_vocab_size = config.min_count, config.max_vocab_size
             entries = (
                 counted.values
@@ -161,7 +206,7 @@ class ComputeVocabulary(beam.PTransform):
                 | "WriteVocabularyFiles" >> beam.ParDo(WriteVocabularyFiles(output_vocab_dir))
             )
         vocabularies = entries | "CollectVocabularies" >> beam.combiners.ToDict()
-        return {"vocabularies": vocabularies, "line_counts": line_counts}
+        return {"vocabularies": vocabularies, "line_counts": line_counts, "rows_counted": rows_counted}
 
 
 # --- Pass 2: examples, shards, dead letters -------------------------------------------------------
@@ -241,8 +286,9 @@ class WriteRunMetadata(beam.DoFn):
     def __init__(self, config: PreprocessConfig):
         self._config = config
 
-    def process(self, summary: dict[str, Any], files: Sequence[Mapping[str, Any]], vocab_sizes: Mapping[str, int]):
-        yield preprocessing.write_run_metadata(self._config, summary, files, vocab_sizes)
+    def process(self, summary: dict[str, Any], files: Sequence[Mapping[str, Any]], vocab_sizes: Mapping[str, int],
+                vocab_rows_counted: int | None = None):
+        yield preprocessing.write_run_metadata(self._config, summary, files, vocab_sizes, vocab_rows_counted)
 
 
 class PreprocessClickLogs(beam.PTransform):
@@ -264,23 +310,21 @@ class PreprocessClickLogs(beam.PTransform):
             # Breaks fusion with Create so that a distributed runner spreads the files over its workers.
             | "DistributeFiles" >> beam.Reshuffle()
         )
-        vocabulary_side_inputs = {}
+        vocabulary_side_inputs, metadata_side_inputs = {}, {}
         if config.vocab_mode == "hash":
             line_counts = files | "CountLines" >> beam.ParDo(CountLines())
             hash_vocab_sizes = preprocessing.HashIds(config.hash_buckets).vocab_sizes()
             vocab_sizes = pbegin | "HashVocabSizes" >> beam.Create([hash_vocab_sizes])
         else:
-            vocabulary = files | "ComputeVocabulary" >> ComputeVocabulary(config)
+            vocabulary = files | "ComputeVocabulary" >> ComputeVocabulary(config, paths)
             line_counts = vocabulary["line_counts"]
+            if vocabulary["rows_counted"] is not None:
+                metadata_side_inputs["vocab_rows_counted"] = beam.pvalue.AsSingleton(vocabulary["rows_counted"])
             vocabulary_side_inputs["vocabularies"] = beam.pvalue.AsSingleton(vocabulary["vocabularies"])
             vocab_sizes = vocabulary["vocabularies"] | "VocabSizes" >> beam.Map(
                 lambda vocabularies: {feature: len(values) + 1 for feature, values in vocabularies.items()}
             )
-        file_table = beam.pvalue.AsSingleton(
-            line_counts
-            | "CollectLineCounts" >> beam.combiners.ToDict()
-            | "FileTable" >> beam.Map(preprocessing.file_table, paths)
-        )
+        file_table = beam.pvalue.AsSingleton(line_counts | "FileTable" >> FileTable(paths))
         written = files | "WriteExampleShards" >> beam.ParDo(
             WriteExampleShards(config.output_dir, config.rows_per_shard, config.hash_buckets),
             files=file_table,
@@ -293,6 +337,7 @@ class PreprocessClickLogs(beam.PTransform):
             written.shards
             | "Summarise" >> beam.CombineGlobally(Summarise())
             | "WriteRunMetadata"
-            >> beam.ParDo(WriteRunMetadata(config), files=file_table, vocab_sizes=beam.pvalue.AsSingleton(vocab_sizes))
+            >> beam.ParDo(WriteRunMetadata(config), files=file_table, vocab_sizes=beam.pvalue.AsSingleton(vocab_sizes),
+                          **metadata_side_inputs)
         )
         return {"shards": written.shards, "bad_rows": written[BAD_ROWS_TAG], "summary": summary}

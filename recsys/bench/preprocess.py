@@ -44,17 +44,25 @@ def preprocess_plain(config: preprocessing.PreprocessConfig) -> dict[str, Any]:
     paths = preprocessing.list_input_files(config.input_pattern)
     os.makedirs(config.output_dir, exist_ok=True)
     line_counts: dict[int, int] = {}
-    if config.vocab_mode == "hash":
-        ids: preprocessing.HashIds | preprocessing.VocabularyIds = preprocessing.HashIds(config.hash_buckets)
+    rows_counted = None
+    if config.vocab_mode == "hash" or config.vocab_rows:
         for index, path in enumerate(paths):
             line_counts[index] = preprocessing.count_lines(path)
+    if config.vocab_mode == "hash":
+        ids: preprocessing.HashIds | preprocessing.VocabularyIds = preprocessing.HashIds(config.hash_buckets)
     else:
+        # The first ts of each file only matters (and is only known yet) when the vocabulary rows are limited.
+        first_ts = [f["first_ts"] for f in preprocessing.file_table(line_counts, paths)] if config.vocab_rows else []
         totals = {name: collections.Counter() for name in criteo.CAT_COLUMNS}
+        rows_counted = 0
         for index, path in enumerate(paths):
-            lines = preprocessing.CountedLines(path)
-            for name, counter in preprocessing.count_categoricals(preprocessing.valid_rows(lines)).items():
+            max_lines = preprocessing.vocabulary_lines(first_ts[index], config.vocab_rows) if first_ts else None
+            counts, lines, rows = preprocessing.count_file_categoricals(path, max_lines)
+            for name, counter in counts.items():
                 totals[name].update(counter)
-            line_counts[index] = lines.count
+            rows_counted += rows
+            if max_lines is None:
+                line_counts[index] = lines
         vocabularies = {}
         for name in criteo.CAT_COLUMNS:
             entries = preprocessing.select_vocabulary(totals[name], config.min_count, config.max_vocab_size)
@@ -73,7 +81,7 @@ def preprocess_plain(config: preprocessing.PreprocessConfig) -> dict[str, Any]:
     with open(os.path.join(config.output_dir, bad_rows_file), "w") as f:
         f.writelines(line + "\n" for line in bad_rows)
     summary = preprocessing.summarise_shards(shard_stats)
-    return preprocessing.write_run_metadata(config, summary, files, ids.vocab_sizes())
+    return preprocessing.write_run_metadata(config, summary, files, ids.vocab_sizes(), rows_counted)
 
 
 def _file_digests(directory: str) -> dict[str, str]:

@@ -27,6 +27,7 @@ import time
 from absl import app, flags
 
 import recsys  # noqa: F401  (must precede TensorFlow)
+from recsys.data import layout
 
 _EXAMPLES = flags.DEFINE_integer("examples", 512 * 60, "Examples in the generated TFRecord stream.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Runs per variant (best counts).")
@@ -51,12 +52,12 @@ def _write_data(directory: str, examples: int, vocab_size: int) -> str:
         (Feature("label", "int64", "label"), Feature("ts", "int64", "time"))
         + tuple(Feature(name, "int64", "categorical", vocab_size) for name in CATEGORICAL)
     )
-    features.save(os.path.join(directory, "features.json"))
+    features.save(os.path.join(directory, layout.FEATURES_FILE))
     shards = 4
     for shard in range(shards):
-        write_toy_tfrecords(os.path.join(directory, f"part-{shard:05d}.tfrecord.gz"), features, examples // shards,
+        write_toy_tfrecords(os.path.join(directory, layout.shard_name(0, shard)), features, examples // shards,
                             seed=shard)
-    return os.path.join(directory, "part-*.tfrecord.gz")
+    return os.path.join(directory, layout.SHARD_PATTERN)
 
 
 def _trainer_rate(data: str, workdir: str, batch_size: int, activation: str = "relu", progressive: bool = True,

@@ -100,3 +100,13 @@ def transform_int(value: int | None) -> float:
 
 def _raise(reason: str, detail: str):
     raise BadRowError(reason, detail)
+
+
+def hash_id(value: str, buckets: int) -> int:
+    """Stable id of a hex categorical value in [1, buckets): `1 + int(value, 16) mod (buckets - 1)`.
+
+    Criteo's categorical values are already 32-bit hashes, so their integer value modulo the bucket
+    count spreads evenly; unlike Python's `hash()` (salted per process) the id never changes between
+    runs, machines or days.
+    """
+    return 1 + int(value, 16) % (buckets - 1)

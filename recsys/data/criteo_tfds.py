@@ -168,11 +168,6 @@ def builder_feature_set(builder: CriteoClickLogs) -> FeatureSet:
     )
 
 
-def hash_id(value: str, buckets: int) -> int:
-    """The id of a hex value in [1, buckets): 1 + int(value, 16) mod (buckets - 1), as the Beam job's hash mode."""
-    return 1 + int(value, 16) % (buckets - 1)
-
-
 def _example(row: criteo.CriteoRow, ts: int, buckets: int | None) -> dict:
     example = {criteo.LABEL: row.label, criteo.TIME: ts}
     example.update(
@@ -183,7 +178,7 @@ def _example(row: criteo.CriteoRow, ts: int, buckets: int | None) -> dict:
     else:
         example.update(
             {
-                name: 0 if v is None else hash_id(v, buckets)
+                name: 0 if v is None else criteo.hash_id(v, buckets)
                 for name, v in zip(criteo.CAT_COLUMNS, row.cats, strict=True)
             }
         )

@@ -21,6 +21,7 @@ import collections
 import dataclasses
 import gzip
 import io
+import itertools
 import json
 import os
 import time
@@ -52,6 +53,9 @@ class PreprocessConfig:
     hash_buckets: int | None = None
     vocab_dir: str | None = None
     rows_per_shard: int = 100_000
+    # Frequency mode: count the vocabulary over the lines with ts < vocab_rows only (0: every line), so rows
+    # held out after them cannot shape the ids; their unseen values get the out-of-vocabulary id 0.
+    vocab_rows: int = 0
 
     def __post_init__(self):
         if not self.input_pattern:
@@ -85,6 +89,22 @@ class PreprocessConfig:
             )
         if self.rows_per_shard < 1:
             raise ValueError(f"`rows_per_shard` must be >= 1. Received: rows_per_shard={self.rows_per_shard!r}")
+        if isinstance(self.vocab_rows, bool) or not isinstance(self.vocab_rows, int) or self.vocab_rows < 0:
+            raise ValueError(
+                "`vocab_rows` must be an integer >= 0 (0: count the vocabulary over every row). "
+                f"Received: vocab_rows={self.vocab_rows!r}"
+            )
+        if self.vocab_rows and self.vocab_mode != "frequency":
+            raise ValueError(
+                "`vocab_rows` > 0 counts a frequency vocabulary over the first rows; it needs vocab_mode=frequency. "
+                f"Received: vocab_rows={self.vocab_rows!r} with vocab_mode={self.vocab_mode!r}"
+            )
+        if self.vocab_rows and self.vocab_dir:
+            raise ValueError(
+                "`vocab_rows` > 0 counts this run's vocabulary over its first rows and cannot be combined with "
+                f"`vocab_dir`, which reuses an earlier run's. Received: vocab_rows={self.vocab_rows!r} with "
+                f"vocab_dir={self.vocab_dir!r}"
+            )
 
     @property
     def vocabulary_source(self) -> str:
@@ -107,6 +127,29 @@ class PreprocessConfig:
             "ts": TS_DEFINITION,
             "rows_per_shard": self.rows_per_shard,
         }
+
+    def vocabulary_rows(self, input_lines: int, rows_counted: int | None) -> dict[str, Any]:
+        """Which rows the vocabulary was counted over: recorded in summary.json and features.json.
+
+        `vocab_rows` (N, or None when every row counted), `vocab_source_rows` (readable: "ts < N", "all rows")
+        and `vocab_rows_counted` (valid rows whose values were counted). All None when this run counted no
+        vocabulary (hash mode, or reused from `vocab_dir`).
+
+        Args:
+          input_lines: lines in the whole input log (every ts).
+          rows_counted: valid rows the vocabulary pass counted; None when it counted none.
+        """
+        if self.vocabulary_source != "counted":
+            return {"vocab_rows": None, "vocab_source_rows": None, "vocab_rows_counted": None}
+        if rows_counted is None:
+            raise ValueError("a counted vocabulary needs `rows_counted`, the valid rows its pass counted")
+        if not self.vocab_rows:
+            source = "all rows"
+        elif self.vocab_rows < input_lines:
+            source = f"ts < {self.vocab_rows}"
+        else:
+            source = f"ts < {self.vocab_rows}: all rows (the input has {input_lines} lines)"
+        return {"vocab_rows": self.vocab_rows or None, "vocab_source_rows": source, "vocab_rows_counted": rows_counted}
 
 
 def list_input_files(pattern: str) -> list[str]:
@@ -188,18 +231,8 @@ def read_bytes(path: str) -> bytes:
 # --- Categorical ids -----------------------------------------------------------------------------
 
 
-def hash_id(value: str, buckets: int) -> int:
-    """Stable id of a hex categorical value in [1, buckets): `1 + int(value, 16) mod (buckets - 1)`.
-
-    Criteo's categorical values are already 32-bit hashes, so their integer value modulo the bucket
-    count spreads evenly; unlike Python's `hash()` (salted per process) the id never changes between
-    runs, machines or days.
-    """
-    return 1 + int(value, 16) % (buckets - 1)
-
-
 class HashIds:
-    """Categorical ids by `hash_id`: every feature gets `buckets` ids, 0 only for missing values."""
+    """Categorical ids by `criteo.hash_id`: every feature gets `buckets` ids, 0 only for missing values."""
 
     def __init__(self, buckets: int):
         if not isinstance(buckets, int) or buckets < 2:
@@ -210,7 +243,7 @@ class HashIds:
         return {name: self.buckets for name in criteo.CAT_COLUMNS}
 
     def ids(self, cats: Sequence[str | None]) -> list[int]:
-        modulus = self.buckets - 1  # hash_id, inlined: this runs 26 times per row
+        modulus = self.buckets - 1  # criteo.hash_id, inlined: this runs 26 times per row
         return [0 if v is None else 1 + int(v, 16) % modulus for v in cats]
 
 
@@ -231,6 +264,39 @@ class VocabularyIds:
 
 
 # --- Vocabularies --------------------------------------------------------------------------------
+
+
+def vocabulary_lines(first_ts: int, vocab_rows: int) -> int | None:
+    """How many leading lines of a file whose first line has `first_ts` are vocabulary rows (ts < vocab_rows);
+    None for every line (vocab_rows = 0). May exceed the file's length."""
+    if not vocab_rows:
+        return None
+    return max(0, vocab_rows - first_ts)
+
+
+def count_file_categoricals(path: str, max_lines: int | None = None) -> tuple[dict[str, collections.Counter], int, int]:
+    """`count_categoricals` over the valid rows among the first `max_lines` lines of `path` (None: all).
+
+    Returns (counts per feature, lines read, valid rows counted). Stops reading after `max_lines` lines, and
+    does not open the file when `max_lines` is 0.
+    """
+    lines = CountedLines(path)
+    rows = CountedItems(valid_rows(lines if max_lines is None else itertools.islice(lines, max_lines)))
+    counts = count_categoricals(rows)
+    return counts, lines.count, rows.count
+
+
+class CountedItems:
+    """Iterates over `items`, counting them (`count`)."""
+
+    def __init__(self, items: Iterable[Any]):
+        self._items = items
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self._items:
+            self.count += 1
+            yield item
 
 
 def valid_rows(lines: Iterable[str]) -> Iterator[criteo.CriteoRow]:
@@ -419,17 +485,22 @@ def summarise_shards(shard_stats: Iterable[Mapping[str, Any]]) -> dict[str, Any]
 
 def write_run_metadata(
     config: PreprocessConfig, summary: Mapping[str, Any], files: Sequence[Mapping[str, Any]],
-    vocab_sizes: Mapping[str, int],
+    vocab_sizes: Mapping[str, int], vocab_rows_counted: int | None = None,
 ) -> dict[str, Any]:
-    """Writes features.json, then summary.json (last: its presence marks a finished run); returns the summary."""
+    """Writes features.json, then summary.json (last: its presence marks a finished run); returns the summary.
+
+    `vocab_rows_counted`: the valid rows the vocabulary pass counted (None when this run counted no vocabulary).
+    Both files record which rows the vocabulary came from (`PreprocessConfig.vocabulary_rows`).
+    """
     counted = sum(f["lines"] for f in files)
     if summary["rows_in"] != counted:
         raise RuntimeError(
             f"pass 2 read {summary['rows_in']} lines but pass 1 counted {counted}: input files must not change "
             "while the job runs"
         )
-    summary = {**summary, "files": list(files), "input": config.input_pattern}
-    feature_set = criteo_feature_set(dict(vocab_sizes), config.metadata())
+    vocabulary_rows = config.vocabulary_rows(counted, vocab_rows_counted)
+    summary = {**summary, "files": list(files), "input": config.input_pattern, **vocabulary_rows}
+    feature_set = criteo_feature_set(dict(vocab_sizes), {**config.metadata(), **vocabulary_rows})
     # The bytes FeatureSet.save writes, through Beam's filesystems so that workers need no TensorFlow.
     write_bytes(os.path.join(config.output_dir, layout.FEATURES_FILE),
                 (json.dumps(feature_set.to_json(), indent=2, sort_keys=False) + "\n").encode("utf-8"))

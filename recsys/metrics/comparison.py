@@ -1,5 +1,6 @@
 """The comparator's inputs and outputs around `report.compare_predictions` (docs/compare.md).
 
+- `list_data_files`: the files of a `--data` glob, checked before any model is loaded.
 - `score_records`: reads TFRecords once, in sorted file order; returns the labels, the optional query ids and
   every SavedModel's predictions (`recsys.serving.scorer`).
 - `load_column`: predictions or labels from another system (`.npy` or one-column text).
@@ -71,6 +72,21 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0]
 
 
+def list_data_files(data: str) -> list[str]:
+    """The TFRecord files of glob `data` in the order they are read (sorted names).
+
+    Raises:
+      ComparisonInputError: no file matches.
+    """
+    _tf()  # before recsys.data.input imports TensorFlow
+    from recsys.data.input import list_files
+
+    try:
+        return list_files(data)
+    except (FileNotFoundError, ValueError) as e:
+        raise ComparisonInputError(f"no files match {data}") from e
+
+
 def score_records(
     data: str,
     features: FeatureSet,
@@ -89,17 +105,13 @@ def score_records(
       SavedModelError: a model's output breaks the serving contract.
     """
     tf = _tf()
-    from recsys.data.input import list_files
     from recsys.serving.scorer import serialized_batches
 
     parse_spec = features.parse_spec()
     spec = {features.label.name: parse_spec[features.label.name]}
     if query_key is not None:
         spec[query_key] = parse_spec[query_key]
-    try:
-        files = list_files(data)
-    except FileNotFoundError as e:
-        raise ComparisonInputError(f"no files match {data}") from e
+    files = list_data_files(data)
     labels, queries, predictions = [], [], [[] for _ in scorers]
     try:
         for batch_index, serialized in enumerate(serialized_batches(files, batch_size)):

@@ -10,8 +10,8 @@ Smooth Activations", 2022 (arXiv:2202.06499); /work/shared/paper-notes.md ("PD i
 Statistics of a cell (c_r: how often replica r is drawn, w_t: weight of example t; the point estimates use
 c_r = 1 and w_t = 1):
 
-    d_ijt  = 2·|p_it − p_jt| / (p_it + p_jt)            relative PD term, eq. 2 (`pd.relative_pd_terms`, which
-                                                        sets it to 0 when both are below 1e-7)
+    d_ijt  = 2·|p_it − p_jt| / (p_it + p_jt)            relative PD term, eq. 2 (`pd.relative_pd_terms`: 0 when
+                                                        both 2·|Δ| and the sum are below 1e-7, TFMA's rule)
     m_ij   = Σ_t w_t d_ijt / Σ_t w_t                    weighted PD of the replica pair (i, j)
     PD     = Σ_{i<j} c_i c_j m_ij / Σ_{i<j} c_i c_j     mean PD over the pairs of *distinct* drawn replicas
     AUC_r  = Σ_{y_t=1} Σ_{y_τ=0} w_t w_τ (1[p_rt > p_rτ] + ½·1[p_rt = p_rτ]) / (Σ_{y=1} w · Σ_{y=0} w)

@@ -17,8 +17,10 @@ import numpy as np
 from recsys.metrics import validation
 from recsys.metrics.queries import QueryLayout
 
-#: Below this, a prediction counts as zero: a relative-PD term is 0 when *both* predictions are below it
-#: (TF Model Analysis' "symmetric prediction difference" rule, which avoids 0/0).
+#: TF Model Analysis' near-zero rule of its "symmetric prediction difference" (`_K_EPSILON` in
+#: tensorflow_model_analysis/metrics/prediction_difference_metrics.py): a relative-PD term is 0 when its numerator
+#: 2·|p1 − p2| *and* its denominator p1 + p2 are both below this, which avoids 0/0. A pair such as (9e-8, 0) keeps
+#: its term of 2, and (9e-8, 8e-8) its 2·1e-8/1.7e-7, as in TFMA.
 PD_ZERO_THRESHOLD = 1e-7
 
 #: Probabilities are clipped to [eps, 1 - eps] before logs in the KL divergence.
@@ -33,7 +35,7 @@ def _pair(p1, p2) -> tuple[np.ndarray, np.ndarray]:
 
 
 def relative_pd_terms(p1, p2, threshold: float = PD_ZERO_THRESHOLD) -> np.ndarray:
-    """Per-example relative PD, 2·|p1 − p2| / (p1 + p2), with a term of 0 when both are below `threshold`."""
+    """Per-example relative PD, 2·|p1 − p2| / (p1 + p2); 0 when numerator and denominator are below `threshold`."""
     a, b = _pair(p1, p2)
     return relative_pd_terms_unchecked(a, b, threshold)
 
@@ -44,10 +46,10 @@ def relative_pd_terms_unchecked(a: np.ndarray, b: np.ndarray, threshold: float =
     np.abs(terms, out=terms)
     terms *= 2.0
     total = np.add(a, b)
-    # Where both are below the threshold the term is defined as 0; dividing by 1 there keeps it finite. The mask
-    # is only built when some sum is small enough for it to matter (rare, and one reduction to find out).
-    if total.min() < 2.0 * threshold:
-        tiny = (a < threshold) & (b < threshold)
+    # TFMA's rule: where 2·|Δ| and the sum are both below the threshold the term is 0; dividing by 1 there keeps
+    # it finite. The mask is only built when some sum is small enough for it to matter (rare, one reduction).
+    if total.min() < threshold:
+        tiny = (terms < threshold) & (total < threshold)
         terms[tiny] = 0.0
         total[tiny] = 1.0
     return np.divide(terms, total, out=terms)
@@ -58,7 +60,8 @@ def relative_pd(p1, p2, threshold: float = PD_ZERO_THRESHOLD) -> float:
 
         Δr = (1/T) Σ_t 2·|p_t1 − p_t2| / (p_t1 + p_t2)
 
-    A term is 0 when both predictions are below `threshold` (default 1e-7). Symmetric in p1, p2.
+    A term is 0 when 2·|p_t1 − p_t2| < `threshold` and p_t1 + p_t2 < `threshold` (default 1e-7: TF Model
+    Analysis' rule, `PD_ZERO_THRESHOLD`). Symmetric in p1, p2.
     """
     return float(np.mean(relative_pd_terms(p1, p2, threshold)))
 

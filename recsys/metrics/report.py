@@ -169,7 +169,7 @@ def compare_predictions(
     """
     if len(names) != len(set(names)):
         raise ValueError(f"Model names must be unique. Received: {names}")
-    matrix = validation.check_model_predictions(predictions, min_models=2)
+    matrix = validation.check_model_predictions(predictions, min_models=2, model_names=names)
     if matrix.shape[0] != len(names):
         raise ValueError(f"Got {len(names)} names for {matrix.shape[0]} prediction rows.")
     y = validation.check_labels(labels, "labels")

@@ -21,6 +21,18 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def _probability_problem(array: np.ndarray) -> tuple[str, int] | None:
+    """(what is wrong, first bad index) of a float64 array, or None if every entry is a probability."""
+    # min/max are fast reductions; NaN propagates through both, so one pair of passes covers all three rules.
+    low, high = array.min(), array.max()
+    if np.isnan(low) or np.isnan(high):
+        return "must not contain NaN. Received NaN", _first_bad(np.isnan(array))
+    if low < 0.0 or high > 1.0:
+        i = _first_bad((array < 0.0) | (array > 1.0))
+        return f"must be probabilities in [0, 1]. Received {array[i].item()!r}", i
+    return None
+
+
 def check_probabilities(values, name: str = "predictions") -> np.ndarray:
     """Returns `values` as a contiguous float64 1-D array; raises if any entry is NaN or outside [0, 1]."""
     array = _as_1d(values, name)
@@ -29,14 +41,9 @@ def check_probabilities(values, name: str = "predictions") -> np.ndarray:
     array = np.ascontiguousarray(array, dtype=np.float64)
     if array.size == 0:
         raise ValueError(f"`{name}` must not be empty.")
-    # min/max are fast reductions; NaN propagates through both, so one pair of passes covers all three rules.
-    low, high = array.min(), array.max()
-    if np.isnan(low) or np.isnan(high):
-        i = _first_bad(np.isnan(array))
-        raise ValueError(f"`{name}` must not contain NaN. Received NaN at index {i}")
-    if low < 0.0 or high > 1.0:
-        i = _first_bad((array < 0.0) | (array > 1.0))
-        raise ValueError(f"`{name}` must be probabilities in [0, 1]. Received {array[i].item()!r} at index {i}")
+    problem = _probability_problem(array)
+    if problem is not None:
+        raise ValueError(f"`{name}` {problem[0]} at index {problem[1]}")
     return array
 
 
@@ -81,8 +88,14 @@ def check_query_ids(values, name: str = "query_ids") -> np.ndarray:
     return np.unique(array, return_inverse=True)[1].astype(np.int64).reshape(-1)
 
 
-def check_model_predictions(predictions, min_models: int, name: str = "predictions") -> np.ndarray:
-    """Returns a [models, examples] float64 array of probabilities; raises if fewer than `min_models` rows."""
+def check_model_predictions(
+    predictions, min_models: int, name: str = "predictions", model_names: Sequence[str] | None = None
+) -> np.ndarray:
+    """Returns a [models, examples] float64 array of probabilities; raises if fewer than `min_models` rows.
+
+    A bad value is reported by model (its name from `model_names`, else its row) and example, not by its
+    position in the flattened array.
+    """
     if isinstance(predictions, np.ndarray):
         array = predictions
     elif isinstance(predictions, Sequence):
@@ -98,5 +111,14 @@ def check_model_predictions(predictions, min_models: int, name: str = "predictio
         raise ValueError(f"`{name}` must have shape [models, examples]. Received shape {array.shape}")
     if array.shape[0] < min_models:
         raise ValueError(f"`{name}` needs at least {min_models} models. Received {array.shape[0]}")
-    flat = check_probabilities(array.reshape(-1), name)
-    return flat.reshape(array.shape)
+    if array.dtype.kind not in "fiub":
+        raise ValueError(f"`{name}` must hold numbers. Received dtype {array.dtype}")
+    if array.size == 0:
+        raise ValueError(f"`{name}` must not be empty.")
+    array = np.ascontiguousarray(array, dtype=np.float64)
+    problem = _probability_problem(array.reshape(-1))
+    if problem is not None:
+        row, example = divmod(problem[1], array.shape[1])
+        model = model_names[row] if model_names is not None and row < len(model_names) else row
+        raise ValueError(f"`{name}` {problem[0]} for model {model}, example {example}")
+    return array

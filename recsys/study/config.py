@@ -8,6 +8,7 @@ Keys (docs/study.md describes each):
     data.generate_rows           > 0: generate a synthetic log of this many rows instead (pipelines.generate_clicklogs)
     data.generate_seed/_ctr/_days   its --seed, --ctr, --days
     data.rows_per_shard, data.min_count   pipelines.preprocess options
+    data.leak_free_vocabulary    vocabulary from the training rows only (pipelines.preprocess --vocab_rows)
     data.eval_shards             the last N preprocessed shards are held out for scoring
     data.train, data.eval, data.features   TFRecord globs (and features.json) when there is no raw log
     data.max_eval_examples       score on at most this many held-out examples (0 = all)
@@ -68,6 +69,7 @@ def base_config(train: Any) -> ml_collections.ConfigDict:
     config.data.generate_days = 1
     config.data.rows_per_shard = 100_000
     config.data.min_count = 1
+    config.data.leak_free_vocabulary = True
     config.data.eval_shards = 1
     config.data.train = ""
     config.data.eval = ""

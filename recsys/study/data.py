@@ -2,17 +2,20 @@
 
 `prepare_data(config.data, workdir)` resolves where the trainer reads from and what the models are scored on:
 
-- `data.generate_rows > 0`: `python -m pipelines.generate_clicklogs` writes `<workdir>/raw/clicks.tsv.gz`
-  (skipped when present), which is then preprocessed as below;
+- `data.generate_rows > 0`: the synthetic generator (`recsys.data.synthetic.write_clicklogs`) writes
+  `<workdir>/raw/clicks.tsv.gz` (skipped when present), which is then preprocessed as below;
 - `data.raw_tsv`: a Criteo-format TSV (glob); with `data.raw_max_rows > 0` only its first rows are used
   (copied to `<workdir>/raw/head.tsv`);
-- a raw log is preprocessed once by `python -m pipelines.preprocess` into `<workdir>/data` (skipped when its
-  `summary.json` exists). The shards are in time order; the last `data.eval_shards` are held out for scoring,
-  the others are the training stream;
+- a raw log is preprocessed once by the Beam job (`python -m pipelines.preprocess`, in its own process so Beam
+  keeps its memory and threads there; its outputs are exactly what a user running it gets) into
+  `<workdir>/data` (skipped when its `summary.json` exists). The shards are in time order; the last
+  `data.eval_shards` are held out for scoring, the others are the training stream. With
+  `data.leak_free_vocabulary` (default) the vocabulary is counted over the training rows only
+  (`--vocab_rows`, the rows before the first held-out shard), so a value seen only in held-out rows maps to the
+  trained out-of-vocabulary id 0 instead of an embedding row no model ever trained;
 - otherwise `data.train` (TFRecord glob) and `data.eval` (held-out TFRecord glob) are used as given.
 
-The data jobs run as subprocesses through their command-line contracts: Beam and the generator keep their
-memory and threads in their own process, and their outputs are exactly what a user running them gets.
+Paths in the config are relative to the working directory, as for every job.
 
 `EvalSet` reads the held-out records once (serialized, in file order) and scores any SavedModel on them
 with `recsys.serving.scorer` (the serving contract, plain TensorFlow).
@@ -23,16 +26,19 @@ import dataclasses
 import gc
 import glob
 import hashlib
+import json
+import math
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from recsys import atomic
+from recsys.data import layout
 from recsys.data.features import FeatureSet, default_features_path
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class StudyDataError(RuntimeError):
@@ -48,22 +54,15 @@ class StudyData:
     features_path: str
 
 
-def _resolve(path: str) -> str:
-    """`path` as given, or relative to the repository root when it does not exist from the working directory."""
-    if not path or os.path.isabs(path) or glob.glob(path):
-        return path
-    candidate = os.path.join(REPO_ROOT, path)
-    return candidate if glob.glob(candidate) else path
-
-
-def _run_job(args: list[str], what: str) -> None:
+def _run_preprocess(args: list[str]) -> None:
+    """The Beam job through its command-line contract, in a child process."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    result = subprocess.run([sys.executable, "-m", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    command = [sys.executable, "-m", "pipelines.preprocess", *args]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines()
-        raise StudyDataError(f"{what} failed (exit {result.returncode}): python -m {' '.join(args)}: "
+        raise StudyDataError(f"preprocessing failed (exit {result.returncode}): {' '.join(command[1:])}: "
                              f"{lines[-1] if lines else 'no output'}")
 
 
@@ -74,9 +73,8 @@ def _head(source_pattern: str, rows: int, output: str) -> None:
     if any(f.endswith(".gz") for f in files):
         raise ValueError(f"`data.raw_max_rows` needs plain .tsv input (got {files}); unzip it or set raw_max_rows=0")
     os.makedirs(os.path.dirname(output), exist_ok=True)
-    tmp = f"{output}.tmp-{os.getpid()}"
     written = 0
-    with open(tmp, "w") as out:
+    with atomic.replacing(output) as temporary, open(temporary, "w") as out:
         for path in files:
             with open(path) as f:
                 for line in f:
@@ -84,31 +82,79 @@ def _head(source_pattern: str, rows: int, output: str) -> None:
                         break
                     out.write(line)
                     written += 1
-    os.replace(tmp, output)
 
 
 def _shards(data_dir: str) -> list[str]:
-    return sorted(glob.glob(os.path.join(data_dir, "part-*.tfrecord.gz")))
+    return sorted(glob.glob(os.path.join(data_dir, layout.SHARD_PATTERN)))
+
+
+def held_out_split(line_counts: Sequence[int], rows_per_shard: int, eval_shards: int) -> tuple[int, int]:
+    """(number of shards, ts of the first held-out row) of a log whose input files (in sorted order) have
+    `line_counts` lines, cut by the Beam job into shards of `rows_per_shard` lines that never span files, when
+    the last `eval_shards` shards are held out. Rows with a smaller ts (every line counts, as in the job's `ts`)
+    form the training stream."""
+    starts, first_ts = [], 0
+    for lines in line_counts:
+        starts += [first_ts + k * rows_per_shard for k in range(math.ceil(lines / rows_per_shard))]
+        first_ts += lines
+    if eval_shards < 1 or len(starts) <= eval_shards:
+        raise ValueError(
+            f"`data.eval_shards` must be >= 1 and leave at least one training shard; the log makes {len(starts)} "
+            f"shard(s) (data.rows_per_shard={rows_per_shard}). Received: eval_shards={eval_shards}"
+        )
+    return len(starts), starts[-eval_shards]
+
+
+def _preprocess(data: Any, raw: str, data_dir: str) -> int:
+    """Runs the Beam job on `raw` into `data_dir` unless a finished run with the same vocabulary rows is there;
+    returns the number of shards the log makes."""
+    from recsys.data.preprocessing import count_lines, list_input_files
+
+    files = list_input_files(raw)
+    num_shards, first_held_out = held_out_split([count_lines(f) for f in files], int(data.rows_per_shard),
+                                       int(data.eval_shards))
+    vocab_rows = first_held_out if data.leak_free_vocabulary else 0
+    summary_path = os.path.join(data_dir, layout.SUMMARY_FILE)
+    if os.path.exists(summary_path):
+        with open(summary_path) as f:
+            built_with = json.load(f).get("vocab_rows") or 0
+        if built_with != vocab_rows:
+            raise ValueError(
+                f"{data_dir} was preprocessed with its vocabulary from "
+                f"{f'the first {built_with} rows' if built_with else 'every row'}, but this study needs "
+                f"{f'the first {vocab_rows} rows (the training rows)' if vocab_rows else 'every row'} "
+                f"(data.leak_free_vocabulary={bool(data.leak_free_vocabulary)}); delete {data_dir} to rebuild it "
+                "or use a new --workdir."
+            )
+        return num_shards
+    args = [f"--input={raw}", f"--output_dir={data_dir}", f"--rows_per_shard={int(data.rows_per_shard)}",
+            f"--min_count={int(data.min_count)}"] + ([f"--vocab_rows={vocab_rows}"] if vocab_rows else [])
+    if os.path.exists(data_dir):
+        args.append("--overwrite")  # an interrupted earlier attempt left partial outputs
+    _run_preprocess(args)
+    return num_shards
 
 
 def prepare_data(data: Any, workdir: str) -> StudyData:
     """Generates/preprocesses the data when configured (once) and returns the train/held-out split.
 
     Raises:
-      ValueError: neither a raw log nor train/eval globs are configured, or too few shards to hold some out.
+      ValueError: neither a raw log nor train/eval globs are configured, too few shards to hold some out, or
+        a preprocessed folder built with another vocabulary.
       FileNotFoundError: a glob matches nothing.
-      StudyDataError: the generator or the preprocessing job failed.
+      StudyDataError: the preprocessing job failed.
     """
     raw = ""
     if int(data.generate_rows) > 0:
+        from recsys.data.synthetic import GeneratorConfig, write_clicklogs
+
         raw = os.path.join(workdir, "raw", "clicks.tsv.gz")
         if not os.path.exists(raw):
             os.makedirs(os.path.dirname(raw), exist_ok=True)
-            _run_job(["pipelines.generate_clicklogs", f"--output={raw}", f"--rows={int(data.generate_rows)}",
-                      f"--seed={int(data.generate_seed)}", f"--ctr={float(data.generate_ctr)}",
-                      f"--days={int(data.generate_days)}"], "generating the synthetic click log")
+            write_clicklogs(raw, GeneratorConfig(rows=int(data.generate_rows), seed=int(data.generate_seed),
+                                                 ctr=float(data.generate_ctr), days=int(data.generate_days)))
     elif data.raw_tsv:
-        raw = _resolve(data.raw_tsv)
+        raw = data.raw_tsv
         if not glob.glob(raw):
             raise FileNotFoundError(f"`data.raw_tsv` matches no files: {data.raw_tsv!r}")
         if int(data.raw_max_rows) > 0:
@@ -118,21 +164,14 @@ def prepare_data(data: Any, workdir: str) -> StudyData:
             raw = head
     if raw:
         data_dir = os.path.join(workdir, "data")
-        if not os.path.exists(os.path.join(data_dir, "summary.json")):
-            args = ["pipelines.preprocess", f"--input={raw}", f"--output_dir={data_dir}",
-                    f"--rows_per_shard={int(data.rows_per_shard)}", f"--min_count={int(data.min_count)}"]
-            if os.path.exists(data_dir):
-                args.append("--overwrite")  # an interrupted earlier attempt left partial outputs
-            _run_job(args, "preprocessing")
+        expected = _preprocess(data, raw, data_dir)
         shards = _shards(data_dir)
+        if len(shards) != expected:
+            raise StudyDataError(f"{data_dir} holds {len(shards)} shards where the log makes {expected}; delete it "
+                                 "to rebuild it.")
         held_out = int(data.eval_shards)
-        if held_out < 1 or len(shards) <= held_out:
-            raise ValueError(
-                f"`data.eval_shards` must be >= 1 and leave at least one training shard; the preprocessed log has "
-                f"{len(shards)} shard(s) (data.rows_per_shard={data.rows_per_shard}). Received: eval_shards={held_out}"
-            )
         return StudyData(",".join(shards[:-held_out]), tuple(shards[-held_out:]),
-                         os.path.join(data_dir, "features.json"))
+                         os.path.join(data_dir, layout.FEATURES_FILE))
     if not data.train or not data.eval:
         raise ValueError(
             "Configure the study's data: `data.raw_tsv` (a TSV log to preprocess), `data.generate_rows` (a synthetic "

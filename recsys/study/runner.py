@@ -42,10 +42,11 @@ from typing import Any
 import numpy as np
 from absl import logging
 
+import recsys
 from recsys import atomic
 from recsys.metrics import accuracy, bootstrap
 from recsys.study import analysis, grid
-from recsys.study.data import REPO_ROOT, EvalSet, StudyData, prepare_data
+from recsys.study.data import EvalSet, StudyData, prepare_data
 from recsys.training import metrics_record
 from recsys.training.loop import config_differences
 from recsys.training.modes import saved_model_names
@@ -323,8 +324,8 @@ def add_paired_comparisons(entries: list[dict[str, Any]], predictions: dict[str,
 # ----------------------------------------------------------------------------------------------------------------
 def _commit() -> str | None:
     try:
-        result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                                text=True, timeout=10)
+        result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=os.path.dirname(recsys.__file__),
+                                capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None if result.returncode == 0 else None

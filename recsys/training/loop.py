@@ -43,7 +43,7 @@ from recsys import atomic
 from recsys.data.features import FeatureSet
 from recsys.data.input import DataSource
 from recsys.model.ctr import ModelSpec
-from recsys.training import parameter_server, summaries
+from recsys.training import parameter_server
 from recsys.training import strategy as strategy_lib
 from recsys.training.checkpoint import TrainingCheckpoint, checkpoint_directory
 from recsys.training.export import export_saved_model
@@ -293,17 +293,17 @@ class Trainer:
         if writer is None:
             return
         with writer.as_default():
-            summaries.scalar("train/examples_per_sec", rate, examples)
+            tf.summary.scalar("train/examples_per_sec", rate, step=examples)
             for index, loss in enumerate(mean_losses):
-                summaries.scalar(_tag("train/loss", index, len(self.states)), loss, examples)
+                tf.summary.scalar(_tag("train/loss", index, len(self.states)), loss, step=examples)
             for index, result in enumerate(results):
                 for key, value in result.items():
                     if key != "examples":
-                        summaries.scalar(_tag(f"progressive/{key}", index, len(self.states)), value, examples)
+                        tf.summary.scalar(_tag(f"progressive/{key}", index, len(self.states)), value, step=examples)
             if self.replica_pd is not None:
                 for key, value in self.replica_pd.result().items():
                     if key != "examples" and math.isfinite(value):
-                        summaries.scalar(f"progressive_pd/{key}", value, examples)
+                        tf.summary.scalar(f"progressive_pd/{key}", value, step=examples)
         writer.flush()
 
     def _final_metrics(self, step: int, examples: int, train_seconds: float) -> TrainingMetrics:

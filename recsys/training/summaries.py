@@ -1,29 +1,28 @@
-"""TensorBoard scalars without the `tensorboard` package.
+"""Reading back the trainer's TensorBoard scalars (for tests and tools).
 
-`tf.summary.scalar` lives in the tensorboard package, which the pinned requirements do not install. The event
-files TensorBoard reads only need `tf.summary.write` (TensorFlow core) with the scalars plugin's metadata, so
-that is what this writes; `tensorboard --logdir <workdir>/tb` shows them as ordinary scalars.
+The trainer writes them with `tf.summary.scalar` (the pinned `tensorboard` package) into `<workdir>/tb`;
+`tensorboard --logdir <workdir>/tb` shows them. This reads the event files with TensorBoard's own reader.
 """
 from __future__ import annotations
 
-import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
+import os
 
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
-).SerializeToString()
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.util import tensor_util
 
-
-def scalar(tag: str, value: float, step: int) -> None:
-    """Writes one scalar to the default summary writer (a no-op without one)."""
-    tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=_SCALAR_METADATA)
+#: The TensorBoard plugin that `tf.summary.scalar` tags its values with.
+SCALARS_PLUGIN = "scalars"
 
 
 def read_scalars(directory: str) -> dict[str, list[tuple[int, float]]]:
-    """{tag: [(step, value), ...]} of every scalar in the event files under `directory` (for tests and tools)."""
+    """{tag: [(step, value), ...]} of every scalar in the event files directly under `directory`, in file order."""
+    import tensorflow as tf
+
     out: dict[str, list[tuple[int, float]]] = {}
-    for path in sorted(tf.io.gfile.glob(f"{directory}/events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
+    for path in sorted(tf.io.gfile.glob(os.path.join(directory, "events.out.tfevents.*"))):
+        for event in event_file_loader.EventFileLoader(path).Load():
             for value in event.summary.value:
-                out.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
+                if value.metadata.plugin_data.plugin_name != SCALARS_PLUGIN:
+                    continue
+                out.setdefault(value.tag, []).append((event.step, float(tensor_util.make_ndarray(value.tensor))))
     return out

@@ -98,6 +98,7 @@ def test_missing_files_and_bad_config_raise(tmp_path):
 
 def test_hash_ids_agree_with_the_beam_job():
     preprocessing = pytest.importorskip("recsys.data.preprocessing")
-    for value in ("68fd1e64", "00000000", "ffffffff", "a0aaffa6"):
-        for buckets in (2, 97, 1_000_003):
-            assert criteo_tfds.hash_id(value, buckets) == preprocessing.hash_id(value, buckets)
+    cats = ["68fd1e64", "00000000", "ffffffff", "a0aaffa6"] + [None] * (len(criteo.CAT_COLUMNS) - 4)
+    for buckets in (2, 97, 1_000_003):
+        example = criteo_tfds._example(criteo.CriteoRow(1, (None,) * len(criteo.INT_COLUMNS), tuple(cats)), 0, buckets)
+        assert [example[name] for name in criteo.CAT_COLUMNS] == preprocessing.HashIds(buckets).ids(cats)

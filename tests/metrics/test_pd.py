@@ -31,13 +31,31 @@ def test_identical_inputs_give_zero_and_functions_are_symmetric():
 
 
 def test_relative_pd_zero_threshold_rule():
-    # Both below 1e-7: the term is 0 (not 0/0 = NaN, not 2·|Δ|/Σ = 1.33).
+    # 2·|Δ| and the sum both below 1e-7: the term is 0 (not 0/0 = NaN, not 2·|Δ|/Σ = 1.33).
     assert metrics.relative_pd([1e-8, 0.0], [5e-8, 0.0]) == 0.0
     # Only one below: the ordinary formula applies.
     assert metrics.relative_pd([1e-8], [2e-7]) == pytest.approx(2 * 1.9e-7 / 2.1e-7, rel=1e-12)
     # The threshold is a parameter.
     assert metrics.relative_pd([1e-3], [2e-3], threshold=1e-2) == 0.0
     assert metrics.relative_pd([1.0], [0.0]) == 2.0  # the upper bound of relative PD
+
+
+def test_relative_pd_near_zero_rule_is_tfma_s():
+    # TFMA (prediction_difference_metrics.py) zeroes a term only when 2·|Δ| < 1e-7 *and* p1 + p2 < 1e-7.
+    # Both conditions hold: 0, although the formula would give 2·4e-8/6e-8.
+    assert metrics.relative_pd([1e-8], [5e-8]) == 0.0
+    # Sum below 1e-7 but 2·|Δ| = 1.8e-7 is not: the term keeps its value, 2 (an older rule, "both predictions
+    # below 1e-7", gave 0 here).
+    assert metrics.relative_pd([9e-8], [0.0]) == 2.0
+    # Both predictions below 1e-7 but the sum is not: the ordinary formula, as in TFMA.
+    assert metrics.relative_pd([9e-8], [8e-8]) == pytest.approx(2 * 1e-8 / 1.7e-7, rel=1e-9)
+    # Exactly at the threshold the term is not zeroed (TFMA compares with <).
+    assert metrics.relative_pd([1e-7], [0.0]) == 2.0
+    # The per-example terms follow the same rule, element by element.
+    np.testing.assert_allclose(
+        metrics.relative_pd_terms([1e-8, 9e-8, 9e-8, 0.0], [5e-8, 0.0, 8e-8, 0.0]),
+        [0.0, 2.0, 2 * 1e-8 / 1.7e-7, 0.0], rtol=1e-9,
+    )
 
 
 def test_per_example_std_absolute_and_relative():

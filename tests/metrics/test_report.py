@@ -95,3 +95,28 @@ def test_invalid_report_inputs(data):
         report_lib.compare_predictions(["a", "b"], predictions[:2], labels[:10])
     with pytest.raises(ValueError, match="unique"):
         report_lib.compare_predictions(["a", "a"], predictions[:2], labels)
+
+
+@pytest.mark.parametrize(
+    "bad_value, message",
+    [
+        (1.5, "`predictions` must be probabilities in [0, 1]. Received 1.5 for model new, example 7"),
+        (np.nan, "`predictions` must not contain NaN. Received NaN for model new, example 7"),
+    ],
+)
+def test_a_bad_prediction_names_the_model_and_the_example(bad_value, message):
+    # Not the index into the flattened [models, examples] array (2007 here).
+    predictions = np.full((2, 2000), 0.25)
+    predictions[1, 7] = bad_value
+    labels = np.arange(2000) % 2
+    with pytest.raises(ValueError) as info:
+        report_lib.compare_predictions(["old", "new"], predictions, labels)
+    assert str(info.value) == message
+
+
+def test_check_model_predictions_without_names_gives_the_row():
+    from recsys.metrics import validation
+
+    with pytest.raises(ValueError) as info:
+        validation.check_model_predictions([[0.1, 0.2], [0.3, -1.0]], min_models=2)
+    assert str(info.value) == "`predictions` must be probabilities in [0, 1]. Received -1.0 for model 1, example 1"

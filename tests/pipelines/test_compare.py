@@ -124,14 +124,16 @@ def test_churn_gate_exit_status_with_prediction_files(workspace):
     "args, message",
     [
         ([], "give the models to compare with --models"),
-        (["--models=/nonexistent/run,{root}/run0", "--data=x"],
+        (["--models=/nonexistent/run,{root}/run0", "--data={data}"],
          "--models: model directory not found: /nonexistent/run"),
+        (["--models={root}/run0,{root}/run1", "--data={root}/nothing-*"],
+         "compare: error: --data: no files match {root}/nothing-*"),
         (["--predictions={root}/old.npy,{root}/short.npy", "--labels={root}/labels.txt"],
          "has 10 predictions but the data has 750 examples"),
         (["--predictions={root}/old.npy,{root}/old.npy", "--labels={root}/labels.txt", "--max_relative_pd=5"],
          r"--max_relative_pd is a fraction in [0, 2] (0.05 means 5%); got 5.0"),
         (["--predictions={root}/old.npy,{root}/bad.npy", "--labels={root}/labels.txt"],
-         "`predictions` must be probabilities in [0, 1]. Received 1.5"),
+         "`predictions` must be probabilities in [0, 1]. Received 1.5 for model bad, example 0"),
         (["--predictions={root}/old.npy,{root}/old.npy,{root}/old.npy", "--labels={root}/labels.txt",
           "--ensemble_size=2"], "--ensemble_size=2 needs at least 4 models"),
         (["--models={root}/run0", "--data={data}"], "need at least 2 models to compare"),
@@ -144,6 +146,7 @@ def test_bad_inputs_fail_with_one_line(workspace, args, message):
     np.save(root / "bad.npy", np.full(750, 1.5))
     np.savetxt(root / "labels.txt", workspace["labels"], fmt="%d")
     args = [a.format(root=root, data=workspace["data"]) for a in args]
+    message = message.format(root=root)
     result = run_compare(*args, f"--output={root / 'bad_out'}")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

@@ -267,6 +267,95 @@ def test_malformed_rows_go_to_the_dead_letter_output(malformed_inputs, tmp_path)
     assert not (tmp_path / "vocab").exists()
 
 
+# --- Vocabulary from the first N rows (--vocab_rows) ----------------------------------------------
+
+VOCAB_ROWS = 7
+# C1 of each line, in ts order over two files (a.tsv: ts 0-4, b.tsv: ts 5-9); None is a blank (bad) line,
+# which still takes a ts. N = 7 falls in the second file, so only its global ts can place the cut.
+TRAINED, TRAINED_ONCE, LATE, EDGE, HELD_OUT = "aaaa0001", "aaaa0002", "bbbb0001", "bbbb0002", "cccc0001"
+VOCAB_ROWS_C1 = [[TRAINED, None, TRAINED, TRAINED_ONCE, TRAINED], [LATE, EDGE, HELD_OUT, LATE, HELD_OUT]]
+
+
+def _with_c1(value: str) -> str:
+    fields = GOOD[0].split("\t")
+    fields[1 + len(criteo.INT_COLUMNS)] = value
+    return "\t".join(fields)
+
+
+@pytest.fixture(scope="module")
+def vocab_rows_runs(tmp_path_factory):
+    """The two-file log through `run` with --vocab_rows=7, without it, and with N beyond the log's 10 lines."""
+    root = tmp_path_factory.mktemp("vocab_rows")
+    for name, values in zip(["a.tsv", "b.tsv"], VOCAB_ROWS_C1, strict=True):
+        (root / name).write_text("".join(("" if v is None else _with_c1(v)) + "\n" for v in values))
+    runs = {}
+    for vocab_rows in (VOCAB_ROWS, 0, 1000):
+        output_dir = str(root / f"out_{vocab_rows}")
+        summary = preprocess.run(preprocess.PreprocessConfig(str(root / "*.tsv"), output_dir, rows_per_shard=4,
+                                                             vocab_rows=vocab_rows))
+        runs[vocab_rows] = output_dir, summary, FeatureSet.load(os.path.join(output_dir, "features.json"))
+    return runs
+
+
+def _c1_ids_by_value(output_dir: str) -> dict[int, tuple[str, int]]:
+    """ts -> (C1 value in the input, C1 id in the written TFRecords), for every valid row."""
+    _, columns = _read_examples(output_dir)
+    values = [v for file_values in VOCAB_ROWS_C1 for v in file_values]
+    return {int(ts): (values[ts], int(c1)) for ts, c1 in zip(columns["ts"], columns["C1"], strict=True)}
+
+
+def test_vocab_rows_maps_values_only_in_held_out_rows_to_oov(vocab_rows_runs):
+    output_dir, summary, _ = vocab_rows_runs[VOCAB_ROWS]
+    vocab = [value for value, _ in _read_vocab(output_dir, "C1")]
+    # Counted over ts 0..6 only: bbbb0002 at ts 6 is in, cccc0001 (ts 7 and 9) is not.
+    assert vocab == [TRAINED, TRAINED_ONCE, LATE, EDGE]
+    ids = _c1_ids_by_value(output_dir)
+    assert sorted(ids) == [0, 2, 3, 4, 5, 6, 7, 8, 9]
+    for ts, (value, c1) in ids.items():
+        expected = 0 if value == HELD_OUT else vocab.index(value) + 1
+        assert c1 == expected, (ts, value)
+    assert ids[8] == (LATE, vocab.index(LATE) + 1)  # a held-out row whose value the first rows had: its id
+    assert summary["oov_values"]["C1"] == 2
+    assert summary["rows_in"] == 10 and summary["rows_ok"] == 9
+    assert os.path.basename(summary["files"][1]["path"]) == "b.tsv" and summary["files"][1]["first_ts"] == 5
+
+
+def test_without_vocab_rows_held_out_values_get_their_own_id(vocab_rows_runs):
+    output_dir, summary, _ = vocab_rows_runs[0]
+    vocab = [value for value, _ in _read_vocab(output_dir, "C1")]
+    assert HELD_OUT in vocab
+    ids = _c1_ids_by_value(output_dir)
+    assert ids[7] == ids[9] == (HELD_OUT, vocab.index(HELD_OUT) + 1)
+    assert summary["oov_values"]["C1"] == 0
+    assert all(c1 == vocab.index(value) + 1 for value, c1 in ids.values())
+
+
+@pytest.mark.parametrize(
+    "vocab_rows, recorded",
+    [
+        (VOCAB_ROWS, {"vocab_rows": 7, "vocab_source_rows": "ts < 7", "vocab_rows_counted": 6}),
+        (0, {"vocab_rows": None, "vocab_source_rows": "all rows", "vocab_rows_counted": 9}),
+        (1000, {"vocab_rows": 1000, "vocab_rows_counted": 9,
+                "vocab_source_rows": "ts < 1000: all rows (the input has 10 lines)"}),
+    ],
+)
+def test_summary_and_features_say_which_rows_the_vocabulary_came_from(vocab_rows_runs, vocab_rows, recorded):
+    output_dir, summary, features = vocab_rows_runs[vocab_rows]
+    assert {k: summary[k] for k in recorded} == recorded
+    assert {k: features.metadata[k] for k in recorded} == recorded
+    assert features.metadata["vocab_source"] == "counted"
+    with open(os.path.join(output_dir, "summary.json")) as f:
+        assert json.load(f) == summary
+
+
+def test_vocab_rows_beyond_the_log_counts_every_row(vocab_rows_runs):
+    every_row_dir = vocab_rows_runs[0][0]
+    beyond_dir = vocab_rows_runs[1000][0]
+    for name in criteo.CAT_COLUMNS:
+        assert _read_vocab(beyond_dir, name) == _read_vocab(every_row_dir, name), name
+    assert _c1_ids_by_value(beyond_dir) == _c1_ids_by_value(every_row_dir)
+
+
 # --- The entry point's flag errors ----------------------------------------------------------------
 
 
@@ -276,6 +365,8 @@ def test_malformed_rows_go_to_the_dead_letter_output(malformed_inputs, tmp_path)
         (["--vocab_mode=sorted"], "vocab_mode"),
         (["--vocab_mode=hash"], "hash_buckets"),
         (["--min_cout=3"], "--min_cout"),
+        (["--vocab_rows=-1"], "vocab_rows=-1"),
+        (["--vocab_rows=5", "--vocab_mode=hash", "--hash_buckets=10"], "vocab_mode=frequency"),
     ],
 )
 def test_bad_flags_exit_with_a_message(flags, message, tmp_path):
@@ -304,6 +395,11 @@ def test_no_input_files_exit_with_a_message(tmp_path):
         ({"min_count": 0}, "min_count"),
         ({"max_vocab_size": 1}, "max_vocab_size"),
         ({"rows_per_shard": 0}, "rows_per_shard"),
+        ({"vocab_rows": -1}, "vocab_rows=-1"),
+        ({"vocab_rows": 2.5}, "vocab_rows=2.5"),
+        ({"vocab_rows": True}, "vocab_rows=True"),
+        ({"vocab_rows": 5, "vocab_mode": "hash", "hash_buckets": 10}, "vocab_rows=5 with vocab_mode='hash'"),
+        ({"vocab_rows": 5, "vocab_dir": "day_0"}, "vocab_rows=5 with vocab_dir='day_0'"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, message):

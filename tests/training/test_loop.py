@@ -199,11 +199,28 @@ def test_data_stream_has_the_expected_length_from_summary_json(tmp_path):
 def test_tensorboard_scalars(stream, tmp_path):
     from recsys.training.summaries import read_scalars
 
-    train(small_config(stream, **{"data.max_examples": 640}), str(tmp_path / "run"))
+    metrics = train(small_config(stream, **{"data.max_examples": 640}), str(tmp_path / "run")).metrics
     scalars = read_scalars(str(tmp_path / "run" / "tb"))
     assert {"progressive/auc", "progressive/logloss", "progressive/window_calibration", "train/loss",
             "train/examples_per_sec"} <= set(scalars)
     assert [step for step, _ in scalars["train/loss"]] == [320, 640]  # x-axis: examples, every 5 steps of 64
+    # Curves: the last point of each progressive metric is the run's final value (stored as float32).
+    for key in ("auc", "logloss", "calibration"):
+        assert scalars[f"progressive/{key}"][-1] == (640, pytest.approx(metrics[f"progressive_{key}"], rel=1e-6))
+
+
+def test_summaries_are_tensorboard_scalars_and_read_back(tmp_path):
+    from recsys.training.summaries import read_scalars
+
+    # tf.summary.scalar hands over to the pinned tensorboard package (it raises without it); only its scalars are
+    # read back, through TensorBoard's own event-file reader.
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+        for step, value in ((10, 0.5), (20, 0.25)):
+            tf.summary.scalar("progressive/auc/model_1", value, step=step)
+        tf.summary.text("notes", "not a scalar", step=1)
+    writer.flush()
+    assert read_scalars(str(tmp_path)) == {"progressive/auc/model_1": [(10, 0.5), (20, 0.25)]}
 
 
 def test_several_models_share_one_stream(stream, tmp_path):

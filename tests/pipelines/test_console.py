@@ -1,0 +1,162 @@
+"""The entry points' quiet console (`recsys.console`): only the project's lines by default, all with --verbosity=1.
+
+The jobs run in real subprocesses without TF_CPP_MIN_LOG_LEVEL in their environment, as a user starts them.
+"""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from recsys import console
+from tests.conftest import CRITEO_SAMPLE, REPO_ROOT
+from tests.training.helpers import FEATURES, toy_rows, train_command, write_examples
+
+# A log line in absl's format (Python or C++): level letter, date, time, thread, file:line].
+_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ (?P<file>[^:\s]+):\d+\] ")
+# Files of this project that log at INFO on a default run.
+_PROJECT_FILES = {"loop.py", "train.py", "core.py", "compare.py", "comparison.py", "checkpoint.py", "export.py"}
+
+
+def _user_env() -> dict:
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    env.pop("TF_CONFIG", None)
+    return env
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=_user_env(), capture_output=True, text=True,
+                          timeout=600)
+
+
+def _third_party_lines(stderr: str) -> list[str]:
+    """Lines a default run must not show: TensorFlow's C++ log and any log line from a file not of this project."""
+    bad = []
+    for line in stderr.splitlines():
+        match = _LOG_LINE.match(line)
+        if (match and match.group("file") not in _PROJECT_FILES) or "oneDNN" in line or "cuda" in line.lower() \
+                or line.startswith(("WARNING: All log messages", "WARNING:root:", "INFO:")):
+            bad.append(line)
+    return bad
+
+
+@pytest.mark.parametrize(
+    "argv, verbosity",
+    [
+        (["job"], 0),
+        (["job", "--verbosity=1"], 1),
+        (["job", "--verbosity", "2"], 2),
+        (["job", "-v", "1"], 1),
+        (["job", "-v=1"], 1),
+        (["job", "--v=1"], 1),
+        (["job", "--verbosity=-1"], -1),
+        (["job", "--verbosity=x"], 0),
+        (["job", "--", "--verbosity=1"], 0),
+    ],
+)
+def test_verbosity_is_read_from_the_command_line_as_absl_reads_it(argv, verbosity):
+    assert console.verbosity_from_argv(argv) == verbosity
+
+
+def test_cpp_log_lines_are_taken_out_and_everything_else_is_kept():
+    text = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1796015878.704922    3149 port.cc:153] oneDNN custom operations are on.\n"
+        "I0000 00:00:1796015878.750324    3149 cpu_feature_guard.cc:227] This TensorFlow binary is optimized.\n"
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow.\n"
+        "2024-01-01 12:00:00.000000: W tensorflow/core/foo.cc:1] old-style line\n"
+        "/x/y.py:3: UserWarning: something the user should see\n"
+        "  warnings.warn('something')\n"
+        "a line of the program\n"
+    )
+    assert console.filter_cpp_log(text) == (
+        "/x/y.py:3: UserWarning: something the user should see\n  warnings.warn('something')\na line of the program\n"
+    )
+    # Without the banner in front, and with the time absl writes before it is set up.
+    assert console.filter_cpp_log(
+        "before\nE0000 00:00:1796015879.617977    3149 cuda_platform.cc:52] failed call to cuInit\nafter\n"
+    ) == "before\nafter\n"
+
+
+def test_no_job_module_imports_tensorflow_when_imported():
+    # Each job's main() configures logging before TensorFlow is imported, so no module may import it earlier.
+    jobs = ["train", "compare", "study", "preprocess", "generate_clicklogs", "serve", "predict_client", "data_stats",
+            "plot_activations", "plot_landscape"]
+    # One interpreter for all: each job's flags are removed after its import (train and study both define --config).
+    code = (
+        "import importlib, sys\nfrom absl import flags\n"
+        f"for job in {jobs}:\n"
+        "    module = importlib.import_module('pipelines.' + job)\n"
+        "    for flag in flags.FLAGS.get_key_flags_for_module(module):\n"
+        "        delattr(flags.FLAGS, flag.name)\n"
+        "    assert 'tensorflow' not in sys.modules, job\n"
+    )
+    result = _run("-c", code)
+    assert result.returncode == 0, result.stderr
+
+
+def test_compare_error_is_the_only_stderr_line(tmp_path):
+    # --data is checked first, which imports TensorFlow: its start-up lines must not come before the error.
+    result = _run("-m", "pipelines.compare", "--models=a,b", f"--data={tmp_path}/nothing-*",
+                  f"--output={tmp_path / 'out'}")
+    assert result.returncode == 1
+    assert result.stderr == f"compare: error: --data: no files match {tmp_path}/nothing-*\n"
+
+
+def test_verbosity_brings_tensorflow_s_lines_back(tmp_path):
+    # What TensorFlow itself prints when imported on this machine; the quiet default hides it, --verbosity=1 not.
+    raw = _run("-c", "import recsys, tensorflow")
+    tensorflow_lines = [line for line in raw.stderr.splitlines() if _LOG_LINE.match(line)]
+    if not tensorflow_lines:
+        pytest.skip("TensorFlow prints nothing when imported here")
+    args = ["-m", "pipelines.compare", "--models=a,b", f"--data={tmp_path}/nothing-*", f"--output={tmp_path}/o"]
+    quiet, verbose = _run(*args), _run(*args, "--verbosity=1")
+    assert quiet.stderr.splitlines() == [f"compare: error: --data: no files match {tmp_path}/nothing-*"]
+    verbose_lines = verbose.stderr.splitlines()
+    assert verbose_lines[-1] == quiet.stderr.splitlines()[0]
+    assert len([line for line in verbose_lines if _LOG_LINE.match(line)]) >= len(tensorflow_lines)
+
+
+def test_default_training_run_shows_only_the_project_s_lines(tmp_path):
+    FEATURES.save(str(tmp_path / "features.json"))
+    write_examples(tmp_path / "part-0.tfrecord.gz", toy_rows(200))
+    command = train_command(tmp_path / "run", str(tmp_path / "part-*"))
+    result = _run(*command[1:])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _third_party_lines(result.stderr) == []
+    assert any("Done: 200 examples" in line for line in result.stderr.splitlines()), result.stderr
+
+
+def test_training_error_is_the_only_stderr_line(tmp_path):
+    command = train_command(tmp_path / "run", str(tmp_path / "nowhere" / "part-*.tfrecord.gz"))
+    result = _run(*command[1:])
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("pipelines.train: error: `config.data.train` matches no files")
+
+
+def test_default_preprocessing_run_shows_no_beam_lines(tmp_path):
+    sample = tmp_path / "head.tsv"
+    sample.write_text("".join(CRITEO_SAMPLE.read_text().splitlines(keepends=True)[:200]))
+    result = _run("-m", "pipelines.preprocess", f"--input={sample}", f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _third_party_lines(result.stderr) == []
+    assert result.stdout.startswith("preprocess: 200 rows in, 200 written")
+
+
+def test_compare_bad_prediction_is_named_by_model_and_example(tmp_path):
+    labels = np.arange(2000) % 2
+    np.savetxt(tmp_path / "labels.txt", labels, fmt="%d")
+    np.save(tmp_path / "first.npy", np.full(2000, 0.25))
+    second = np.full(2000, 0.25)
+    second[0] = 1.5
+    np.save(tmp_path / "second.npy", second)
+    result = _run("-m", "pipelines.compare", f"--predictions={tmp_path}/first.npy,{tmp_path}/second.npy",
+                  f"--labels={tmp_path}/labels.txt", f"--output={tmp_path / 'out'}")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "compare: error: `predictions` must be probabilities in [0, 1]. Received 1.5 for model second, example 0\n"
+    )
