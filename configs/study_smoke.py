@@ -5,12 +5,12 @@
 Preprocesses the first 3,000 rows into <workdir>/data (3 shards of 1,000; the last is held out) and trains, under
 shuffle noise, ReLU and SmeLU β=1 with R=4 replicas each (tiny MLP [16, 8] on 5 categorical features, 4-wide
 embeddings, layer norm), reported as single models and as 2-ensembles (2× the parameters), plus the equal-budget
-cells of both (components with 2-wide embeddings and hidden [10, 5]: two of them have 0.994× the single model's
-22,973 parameters). Writes results.json (with the paired comparison of each cell with ReLU), results.md (opening
+cells of both (components with 2-wide embeddings and hidden [10, 5]: two of them have 0.992× the single model's
+17,613 parameters). Writes results.json (with the paired comparison of each cell with ReLU), results.md (opening
 with the verdict table) and pd_vs_accuracy.png. The numbers mean nothing at this size; tests/pipelines/test_study.py
 runs it.
-Measured on the shared 2-core machine (4 cells of 4 replicas): 73 s wall for a first run (32 s of CPU) with other
-jobs on the same cores. Before the equal-budget cells (ReLU 4 + SmeLU 2 replicas): 36 s for a first run and 5 s
+Measured on the shared 2-core machine (4 cells of 4 replicas): 68–73 s for a first run (about 32 s of CPU) with
+other jobs on the same cores. Before the equal-budget cells (ReLU 4 + SmeLU 2 replicas): 36 s for a first run and 5 s
 for a rerun that reuses both cells; 81–85 s wall (about 26 s of CPU) while another study was training.
 """
 import ml_collections
