@@ -17,8 +17,15 @@ def pyplot():
 
 def panel_row(count: int, panel_size: tuple[float, float]):
     """A figure with `count` panels side by side, each `panel_size` inches; returns (figure, list of axes)."""
-    fig, axes = pyplot().subplots(1, count, figsize=(panel_size[0] * count, panel_size[1]), dpi=DPI, squeeze=False)
-    return fig, list(axes[0])
+    fig, rows = panel_grid(1, count, panel_size)
+    return fig, rows[0]
+
+
+def panel_grid(rows: int, count: int, panel_size: tuple[float, float]):
+    """A figure with `rows` rows of `count` panels, each `panel_size` inches; returns (figure, rows of axes)."""
+    fig, axes = pyplot().subplots(rows, count, figsize=(panel_size[0] * count, panel_size[1] * rows), dpi=DPI,
+                                  squeeze=False)
+    return fig, [list(row) for row in axes]
 
 
 def style_axes(ax, xlabel: str, ylabel: str, title: str) -> None:

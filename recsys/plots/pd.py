@@ -1,9 +1,11 @@
-"""Figures of prediction difference: the PD–accuracy plane (the paper's Fig. 4) and PD histograms.
+"""Figures of prediction difference: the PD–accuracy plane (the paper's Fig. 4), PD ratios, and PD histograms.
 
 Reference: Shamir & Lin 2022 (arXiv:2202.06499), Fig. 4 plots PD in % against PQAUC loss change in % from
 a ReLU baseline, one point per configuration. `plot_pd_vs_accuracy` draws that plane for the comparator
-(`comparison_panel`) and the study (`recsys.plots.study.study_panels`) alike. Figures are written as PNG
-without a display (Agg backend).
+(`comparison_panel`) and the study (`recsys.plots.study.study_panels`) alike, optionally with a second row of
+`RatioPanel`s: each configuration's PD ratio to the baseline with its paired interval (thick) and, for
+comparison, the interval of the two resampled independently (thin; `recsys.metrics.paired`). Figures are
+written as PNG without a display (Agg backend).
 """
 from __future__ import annotations
 
@@ -48,6 +50,26 @@ class Panel:
     series: Sequence[Series]
 
 
+@dataclasses.dataclass(frozen=True)
+class Ratio:
+    """One configuration's PD ratio to the baseline (PD / PD_baseline) with its paired and unpaired intervals."""
+
+    label: str
+    ratio: float
+    ci: tuple[float, float] | None = None
+    ci_unpaired: tuple[float, float] | None = None
+    color: str = "C0"
+    #: Shown after the label, e.g. "lower" / "not resolved".
+    verdict: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class RatioPanel:
+    title: str
+    ratios: Sequence[Ratio]
+    baseline_name: str = "baseline"
+
+
 def plot_pd_vs_accuracy(
     panels: Sequence[Panel],
     path: str,
@@ -58,18 +80,62 @@ def plot_pd_vs_accuracy(
     x_margin: float = 1.25,
     legend_min_series: int = 2,
     empty_text: str = "",
+    ratio_panels: Sequence[RatioPanel] = (),
 ) -> None:
     """Writes a row of PD–accuracy panels to `path`: x = relative PD in %, y = loss change in % (`ylabel`).
 
     Lower is better on both axes, so the best corner is bottom-left; the dashed line is the baseline's accuracy.
     Each panel's x axis runs from 0 to `x_margin` times its largest PD (or interval end). A panel shows a legend
     when it has at least `legend_min_series` series; `title` goes above all panels, `empty_text` (if any) into
-    the first.
+    the first. With `ratio_panels` (one per panel, same order) a second row shows the PD ratios to the baseline.
     """
-    fig, axes = figures.panel_row(max(len(panels), 1), panel_size)
-    for ax, panel in zip(axes, panels, strict=False):
+    columns = max(len(panels), len(ratio_panels), 1)
+    fig, rows = figures.panel_grid(2 if ratio_panels else 1, columns, panel_size)
+    for ax, panel in zip(rows[0], panels, strict=False):
         _draw_panel(ax, panel, ylabel, x_margin, legend_min_series)
+    if ratio_panels:
+        for ax, ratio_panel in zip(rows[1], ratio_panels, strict=False):
+            draw_ratio_panel(ax, ratio_panel)
     figures.save(fig, path, suptitle=title, empty_text=empty_text)
+
+
+#: Candidate tick values of a ratio axis (a log axis labels only the decades otherwise).
+_RATIO_TICKS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0)
+
+
+def draw_ratio_panel(ax, panel: RatioPanel) -> None:
+    """PD ratio to the baseline per configuration (top to bottom in the given order), log x axis: a dot at the
+    ratio, a thick bar for the paired interval and, just below it, a thin one for the unpaired; the dashed line
+    is ratio 1. Left of the line = lower PD than the baseline."""
+    from matplotlib import ticker
+
+    ratios = list(panel.ratios)
+    values = [v for r in ratios for v in (r.ratio, *(r.ci or ()), *(r.ci_unpaired or ())) if v is not None]
+    for row, ratio in enumerate(ratios):
+        y = len(ratios) - 1 - row
+        if ratio.ci_unpaired:
+            ax.plot(ratio.ci_unpaired, [y - 0.18, y - 0.18], "-", color=ratio.color, alpha=0.45, linewidth=1.2,
+                    zorder=1)
+        if ratio.ci:
+            ax.plot(ratio.ci, [y, y], "-", color=ratio.color, alpha=0.85, linewidth=4.0, solid_capstyle="butt",
+                    zorder=2)
+        ax.scatter([ratio.ratio], [y], color=ratio.color, edgecolors="black", linewidths=0.5, s=40, zorder=3)
+    ax.axvline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_yticks(range(len(ratios)))
+    ax.set_yticklabels([f"{r.label} ({r.verdict})" if r.verdict else r.label for r in reversed(ratios)],
+                       fontsize=7)
+    ax.set_ylim(-0.6, max(len(ratios), 1) - 0.4)
+    if values and min(values) > 0:
+        low, high = min(min(values), 1.0) / 1.15, max(max(values), 1.0) * 1.15
+        ax.set_xscale("log")
+        ax.set_xlim(low, high)
+        ax.xaxis.set_major_locator(ticker.FixedLocator([t for t in _RATIO_TICKS if low <= t <= high]))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    if not ratios:
+        ax.text(0.5, 0.5, "no paired comparison", ha="center", va="center", transform=ax.transAxes)
+    figures.style_axes(ax, f"PD / PD of {panel.baseline_name} (thick: paired CI, thin: unpaired)", "",
+                       panel.title)
 
 
 def _draw_panel(ax, panel: Panel, ylabel: str, x_margin: float, legend_min_series: int) -> None:

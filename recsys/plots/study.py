@@ -4,8 +4,9 @@ progressive AUC over the stream.
 Both take the study's results.json "cells" and the noise sources in panel order; one panel per noise source.
 In Fig. 4 there is one point per cell (β), a line per activation family (the cell's "group") through its β
 values in β order, horizontal bars for the PD's 95% interval; ReLU is a star at 0, k-ensembles are squares
-(diamonds at equal parameter budget). Lower-left is better on both axes. The study passes what the figures
-need as data, so this module does not import `recsys.study`.
+(diamonds at equal parameter budget). Lower-left is better on both axes. A second row shows each cell's PD ratio
+to ReLU with its paired interval (thick) and unpaired interval (thin), labelled with the verdict. The study passes
+what the figures need as data, so this module does not import `recsys.study`.
 """
 from __future__ import annotations
 
@@ -42,12 +43,20 @@ def _panel_noises(entries: Sequence[Mapping[str, Any]], noise_order: Sequence[st
     return [n for n in noise_order if any(e["noise"] == n for e in entries)] or [default]
 
 
+def _plane_entries(entries: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [e for e in entries if e.get("status") == "ok" and e.get("relative_pd") is not None
+            and e.get("auc_loss_change_pct") is not None]
+
+
+def _group_colors(usable: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    families = sorted({e["group"] for e in usable}, key=lambda g: (not g.startswith("ReLU"), g))
+    return {group: f"C{i % 10}" for i, group in enumerate(families)}
+
+
 def study_panels(entries: Sequence[Mapping[str, Any]], noise_order: Sequence[str]) -> list[pd_plots.Panel]:
     """The Fig. 4 panels of the finished cells among `entries`, one per noise source in `noise_order`."""
-    usable = [e for e in entries if e.get("status") == "ok" and e.get("relative_pd") is not None
-              and e.get("auc_loss_change_pct") is not None]
-    families = sorted({e["group"] for e in usable}, key=lambda g: (not g.startswith("ReLU"), g))
-    colors = {group: f"C{i % 10}" for i, group in enumerate(families)}
+    usable = _plane_entries(entries)
+    colors = _group_colors(usable)
     panels = []
     for noise in _panel_noises(usable, noise_order, "shuffle"):
         groups: dict[str, list[Mapping[str, Any]]] = {}
@@ -66,17 +75,38 @@ def study_panels(entries: Sequence[Mapping[str, Any]], noise_order: Sequence[str
     return panels
 
 
+def ratio_panels(entries: Sequence[Mapping[str, Any]], noise_order: Sequence[str]) -> list[pd_plots.RatioPanel]:
+    """One panel per noise source of `study_panels` (same order and colours): each cell's PD ratio to the ReLU
+    cell of its noise ("pd_ratio_to_baseline") with its paired and unpaired intervals and the PD verdict. Empty
+    when no entry has a ratio (results from before the paired comparison)."""
+    if not any(e.get("pd_ratio_to_baseline") is not None for e in entries):
+        return []
+    usable = _plane_entries(entries)
+    colors = _group_colors(usable)
+    panels = []
+    for noise in _panel_noises(usable, noise_order, "shuffle"):
+        ratios = [pd_plots.Ratio(e["label"], e["pd_ratio_to_baseline"],
+                                 tuple(e["pd_ratio_ci"]) if e.get("pd_ratio_ci") else None,
+                                 tuple(e["pd_ratio_ci_unpaired"]) if e.get("pd_ratio_ci_unpaired") else None,
+                                 colors.get(e["group"], "C0"), e.get("pd_verdict") or "")
+                  for e in usable if e["noise"] == noise and e.get("pd_ratio_to_baseline") is not None]
+        panels.append(pd_plots.RatioPanel(f"PD ratio to ReLU, noise: {noise}", ratios, baseline_name="ReLU"))
+    return panels
+
+
 def plot_pd_vs_accuracy(
     entries: Sequence[Mapping[str, Any]], path: str, noise_order: Sequence[str], title: str | None = None
 ) -> None:
     """Writes the Fig. 4 PNG of the cells in `entries` (results.json "cells", each with its "group");
-    failed cells are left out. `noise_order`: the noise sources, in panel order."""
+    failed cells are left out. `noise_order`: the noise sources, in panel order. Below each panel, when the
+    entries have them, the PD ratios to ReLU with their paired intervals (`ratio_panels`)."""
     panels = study_panels(entries, noise_order)
     pd_plots.plot_pd_vs_accuracy(
         panels, path, ylabel="AUC-loss change vs ReLU (%)",
         title=title or "PD vs AUC loss change from ReLU (lower-left is better)",
         panel_size=(6.4, 5.0), x_margin=1.1, legend_min_series=1,
         empty_text="" if any(p.series for p in panels) else "no finished cells",
+        ratio_panels=ratio_panels(entries, noise_order),
     )
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.metrics import accuracy, bootstrap
+from recsys.metrics import accuracy, bootstrap, paired
 from recsys.metrics import pd as pd_lib
 
 
@@ -329,3 +329,57 @@ def _pd_value(value: Any) -> float | None:
         return _number(np.nanmean(array)) if array.size else None
     return None
 
+
+
+def paired_to_baseline(
+    baseline_predictions: np.ndarray,
+    predictions: np.ndarray,
+    labels: np.ndarray,
+    resamples: int = 200,
+    confidence: float = 0.95,
+    power: float = 0.8,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A cell against the baseline cell of its noise source, paired by replica index (`recsys.metrics.paired`).
+
+    Replica r of both cells was trained with the same seeds (`recsys.training.noise.replica_seeds`: the same data
+    order under `shuffle`, the same initial-weight seed under `init`), so both cells are resampled together: the
+    same replicas and the same example weights. When the cells have different R (the baseline trains more
+    replicas for its ensembles), the first min(R) replicas of each are compared: those share their seeds. The
+    point ratio is then over those replicas, and may differ from `relative_pd_vs_relu` (all replicas of each).
+
+    Returns the results.json keys `pd_ratio_to_baseline`, `pd_ratio_ci` (paired), `pd_ratio_ci_unpaired`,
+    `pd_verdict`, `pd_ratio_detectable_change`, `auc_difference`, `auc_difference_ci`, `auc_verdict`,
+    `auc_difference_detectable_change`, `paired_replicas`, `paired_note` (None unless replicas were left out),
+    `paired_relative_pd`, `paired_baseline_relative_pd`.
+    """
+    replicas = min(baseline_predictions.shape[0], predictions.shape[0])
+    result = paired.compare_cells(baseline_predictions[:replicas], predictions[:replicas], labels,
+                                  num_resamples=resamples, confidence=confidence, power=power, seed=seed)
+    note = None
+    if replicas < max(baseline_predictions.shape[0], predictions.shape[0]):
+        note = (f"first {replicas} replicas of each cell (the cell has {predictions.shape[0]}, the baseline "
+                f"{baseline_predictions.shape[0]}); replica r of both shares its seeds")
+    return {
+        "pd_ratio_to_baseline": result["pd_ratio"],
+        "pd_ratio_ci": result["pd_ratio_ci"],
+        "pd_ratio_ci_unpaired": result["pd_ratio_ci_unpaired"],
+        "pd_verdict": result["pd_ratio_verdict"],
+        "pd_ratio_detectable_change": result["pd_ratio_detectable_change"],
+        "auc_difference": result["auc_difference"],
+        "auc_difference_ci": result["auc_difference_ci"],
+        "auc_verdict": result["auc_difference_verdict"],
+        "auc_difference_detectable_change": result["auc_difference_detectable_change"],
+        "paired_replicas": replicas,
+        "paired_note": note,
+        "paired_relative_pd": result["candidate_pd"],
+        "paired_baseline_relative_pd": result["baseline_pd"],
+    }
+
+
+#: The keys `paired_to_baseline` adds, None on entries that are not compared (the baseline, ensembles, failed cells).
+PAIRED_KEYS = (
+    "pd_ratio_to_baseline", "pd_ratio_ci", "pd_ratio_ci_unpaired", "pd_verdict", "pd_ratio_detectable_change",
+    "auc_difference", "auc_difference_ci", "auc_verdict", "auc_difference_detectable_change", "paired_replicas",
+    "paired_note", "paired_relative_pd", "paired_baseline_relative_pd",
+)

@@ -19,7 +19,8 @@ Keys (docs/study.md describes each):
     grid.ensemble_k              k-ensembles for grid.ensemble_activations (0 = none); needs 2k replicas
     grid.ensemble_activations    activation families whose cells also report k-ensembles (default ReLU)
     grid.ensemble_replicas       replicas of those cells when more than grid.replicas (0 = grid.replicas)
-    grid.ensemble_equal_budget   add a ReLU cell with embedding_dim // k: k-ensemble at equal embedding budget
+    grid.ensemble_equal_budget   add, per ensemble activation, a cell of narrower components (embeddings and hidden
+                                 layers) whose k-ensemble has the single model's parameter count within 5%
     grid.beta_layer_scales       per-layer multipliers of β (one per hidden layer; () = same β everywhere)
     grid.distill_students        activation specs of students distilled from an online teacher (noise 'init')
     grid.distill_teacher         the online teacher's activation spec (default learnable gSmeLU)
@@ -27,7 +28,8 @@ Keys (docs/study.md describes each):
     grid.distill_temperature     T on the logits of the soft term
     grid.codistill_activations   activation specs of co-distilled replica cells (every noise source)
     grid.codistill_weight        w of co-distillation; grid.codistill_replicas: R of those cells
-    analysis.bootstrap/confidence/seed   bootstrap of the PD intervals
+    analysis.bootstrap/confidence/seed   bootstrap of the PD intervals and of the paired comparison with ReLU
+    analysis.power               power of the detectable change reported beside each paired verdict
     analysis.max_ensemble_splits cap on the disjoint ensemble pairs evaluated per cell
     analysis.score_batch_size    examples per SavedModel call when scoring
     analysis.checkpoint_pd       also score each replica at its checkpoint before the final one: PD of a model
@@ -107,6 +109,7 @@ def base_config(train: Any) -> ml_collections.ConfigDict:
     config.analysis.bootstrap = 200
     config.analysis.confidence = 0.95
     config.analysis.seed = 0
+    config.analysis.power = 0.8
     config.analysis.max_ensemble_splits = 50
     config.analysis.score_batch_size = 8192
     config.analysis.checkpoint_pd = False

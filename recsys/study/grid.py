@@ -10,15 +10,19 @@ A *cell* is one activation setting trained R times (its replicas) under one *noi
 
 For the activations named in ``grid.ensemble_activations`` (ReLU by default) and ``grid.ensemble_k`` = k > 0,
 the cell also yields a k-ensemble entry: the average of k replicas compared with the average of k *other*
-replicas (needs at least 2k replicas). With ``grid.ensemble_equal_budget`` an extra cell trains ReLU components
-whose embeddings are k times narrower, so that the k-ensemble has the single model's embedding parameters (the
-paper compares ensembles at equal parameter budget).
+replicas (needs at least 2k replicas). With ``grid.ensemble_equal_budget`` each of those activations also gets a
+cell of narrower components: embeddings *and* hidden layers scaled by one common factor so that k components
+together have the single model's parameter count within 5% (`size_equal_budget`, once `features.json` is known:
+embeddings hold most parameters; the rule is `recsys.model.parameters.narrow_to_budget`). The paper compares
+ensembles at equal parameter budget.
 
 `expand_grid` validates the whole grid before anything is trained: an unknown activation, R < 2 or an ensemble
-without 2k replicas raise `ValueError` naming the key and the value.
+without 2k replicas raise `ValueError` naming the key and the value. Its equal-budget cells have no widths yet;
+`size_equal_budget` sets them from the data's `features.json` before they are trained.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import math
@@ -57,8 +61,9 @@ class Cell:
       noise: one of NOISE_SOURCES.
       replicas: R, the number of models trained.
       ensemble_k: k > 0 when this cell's replicas also form k-ensembles (needs R >= 2k).
-      equal_budget: components with embeddings k times narrower (`model.embedding_dim` // k).
-      overrides: trainer config values set for this cell beyond activation/seeds, as {"model.embedding_dim": 16}.
+      equal_budget: components of a k-ensemble at the single model's parameter budget: `model.embedding_dim` and
+        `model.hidden_units` narrowed (set in `overrides` by `size_equal_budget`).
+      overrides: trainer config values set for this cell beyond activation/seeds, as (("model.embedding_dim", 16),).
       role: "" (plain replicas), "student" (distilled from an online teacher trained in the same job, which
         is `teacher`) or "codistilled" (the replicas learn from each other's predictions).
       teacher: the online teacher's activation spec of a student cell.
@@ -82,7 +87,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        """A short human name: "SmeLU β=1", "gSmeLU (learned)", "ReLU (emb/3)", "SmeLU β=1 student of gSmeLU
+        """A short human name: "SmeLU β=1", "gSmeLU (learned)", "ReLU (1/3 budget)", "SmeLU β=1 student of gSmeLU
         (learned), w=0.5", "ReLU co-distilled, w=0.5"."""
         name = self._base_label()
         if self.role == "student":
@@ -99,7 +104,7 @@ class Cell:
         group = DISPLAY_NAMES.get(self.activation, self.activation)
         group += " (learned)" if self.learnable else ""
         group += " (β per layer)" if self.beta_per_layer else ""
-        group += f" (emb/{self.ensemble_k})" if self.equal_budget else ""
+        group += f" (1/{self.ensemble_k} budget)" if self.equal_budget else ""
         group += {"student": " student", "codistilled": " co-distilled"}.get(self.role, "")
         return group
 
@@ -112,7 +117,7 @@ class Cell:
         elif self.beta is not None:
             name += f" β={_fmt_number(self.beta)}"
         if self.equal_budget:
-            name += f" (emb/{self.ensemble_k})"
+            name += f" (1/{self.ensemble_k} budget)"
         return name
 
     @property
@@ -230,7 +235,7 @@ def expand_grid(config: Any) -> list[Cell]:
     """The cells of a study config (`config.grid`, `config.train`), validated, in training order.
 
     Order: for each noise source, the activations in the order given (ReLU first when listed first), then the
-    equal-budget ensemble cell.
+    equal-budget ensemble cells in the same order (without widths: see `size_equal_budget`).
 
     Raises:
       ValueError: an unknown noise source or activation, fewer than 2 replicas, an ensemble whose cell has
@@ -276,8 +281,14 @@ def expand_grid(config: Any) -> list[Cell]:
             f"Received: {specs!r}"
         )
 
+    if k and grid.ensemble_equal_budget and config.train.model.embedding_dims:
+        raise ValueError(
+            "`grid.ensemble_equal_budget` narrows `train.model.embedding_dim`; it cannot be combined with "
+            f"per-feature `train.model.embedding_dims` ({config.train.model.embedding_dims!r})."
+        )
     cells: list[Cell] = []
     for noise in noises:
+        budget_cells = []
         for spec, family, beta, per_layer, learnable in described:
             ensemble = k if (k and family in ensemble_families) else 0
             count = max(replicas, ensemble_replicas) if ensemble else replicas
@@ -291,23 +302,13 @@ def expand_grid(config: Any) -> list[Cell]:
                 cell_id=f"{_slug(noise)}/{_slug(spec)}", activation=family, spec=spec, beta=beta,
                 beta_per_layer=per_layer, learnable=learnable, noise=noise, replicas=count, ensemble_k=ensemble,
             ))
-        if k and grid.ensemble_equal_budget:
-            dim = int(config.train.model.embedding_dim)
-            if dim // k < 1:
-                raise ValueError(
-                    f"`grid.ensemble_equal_budget` divides `train.model.embedding_dim` ({dim}) by k={k}: too small."
-                )
-            if config.train.model.embedding_dims:
-                raise ValueError(
-                    "`grid.ensemble_equal_budget` narrows `train.model.embedding_dim`; it cannot be combined with "
-                    f"per-feature `train.model.embedding_dims` ({config.train.model.embedding_dims!r})."
-                )
-            count = max(replicas, ensemble_replicas, 2 * k)
-            cells.append(Cell(
-                cell_id=f"{_slug(noise)}/relu_ensemble_budget_k{k}", activation=BASELINE_ACTIVATION,
-                spec=BASELINE_ACTIVATION, beta=None, beta_per_layer=None, learnable=False, noise=noise,
-                replicas=count, ensemble_k=k, equal_budget=True, overrides=(("model.embedding_dim", dim // k),),
-            ))
+            if ensemble and grid.ensemble_equal_budget:
+                budget_cells.append(Cell(
+                    cell_id=f"{_slug(noise)}/{_slug(spec)}_ensemble_budget_k{k}", activation=family, spec=spec,
+                    beta=beta, beta_per_layer=per_layer, learnable=learnable, noise=noise,
+                    replicas=max(count, 2 * k), ensemble_k=k, equal_budget=True,
+                ))
+        cells += budget_cells
     cells += _distillation_cells(config, noises, layers)
     seen: dict[str, str] = {}
     for cell in cells:
@@ -316,6 +317,44 @@ def expand_grid(config: Any) -> list[Cell]:
                              f"{cell.spec!r} ({cell.noise}).")
         seen[cell.cell_id] = cell.spec
     return cells
+
+
+#: The most an equal-budget ensemble's parameter count may differ from the single model's (issue 14: within 5%).
+EQUAL_BUDGET_TOLERANCE = 0.05
+
+
+def size_equal_budget(cells: Sequence[Cell], config: Any, features: Any) -> list[Cell]:
+    """`cells` with the widths of every equal-budget cell set in its overrides (`model.embedding_dim`,
+    `model.hidden_units`), from the single model of `config.train.model` with the vocabularies of `features`
+    (a `recsys.data.features.FeatureSet`) and `recsys.model.parameters.narrow_to_budget`.
+
+    Raises:
+      ValueError: no common factor brings k components within `EQUAL_BUDGET_TOLERANCE` of the single model's
+        parameter count (e.g. a model too small to narrow).
+    """
+    from recsys.model.ctr import ModelSpec
+    from recsys.model.parameters import narrow_to_budget
+
+    sized = []
+    for cell in cells:
+        if not cell.equal_budget:
+            sized.append(cell)
+            continue
+        model_config = copy.deepcopy(config.train.model)
+        model_config.activation = cell.spec
+        narrowed = narrow_to_budget(ModelSpec.from_config(model_config, features), cell.ensemble_k)
+        if abs(narrowed.ratio - 1.0) > EQUAL_BUDGET_TOLERANCE:
+            raise ValueError(
+                f"`grid.ensemble_equal_budget`: {cell.ensemble_k} narrowed components of {cell.spec!r} have "
+                f"{narrowed.ratio:.3f}× the single model's {narrowed.single_parameters:,} parameters at best (scale "
+                f"{narrowed.scale:.3f}); more than {EQUAL_BUDGET_TOLERANCE:.0%} off. Use a wider model or a smaller "
+                "`grid.ensemble_k`."
+            )
+        dims = {e.dim for e in narrowed.spec.embeddings}
+        overrides = (("model.embedding_dim", dims.pop() if dims else int(config.train.model.embedding_dim)),
+                     ("model.hidden_units", tuple(narrowed.spec.hidden_units)))
+        sized.append(dataclasses.replace(cell, overrides=overrides))
+    return sized
 
 
 def _weight(key: str, value: Any) -> float:

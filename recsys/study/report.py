@@ -32,17 +32,86 @@ def _beta(entry: dict[str, Any]) -> str:
     return "–" if entry.get("beta") is None else f"{entry['beta']:g}"
 
 
+def _count_text(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
+
+
+def _ratio_ci(ci: list[float] | None) -> str:
+    return "–" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def _auc_ci(ci: list[float] | None) -> str:
+    return "–" if not ci else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"
+
+
+def verdict_table(entries: list[dict[str, Any]]) -> list[str]:
+    """One row per single-model cell against the baseline of its noise source (`runner.add_paired_comparisons`);
+    the baseline's own row gives its PD and AUC. Empty when no cell was compared."""
+    compared = [e for e in entries if e.get("pd_verdict") is not None]
+    if not compared:
+        return []
+    lines = [
+        "| noise | setting | parameters | R paired | PD ratio to ReLU [95% paired CI] | unpaired CI | PD verdict "
+        "| detectable PD change | AUC difference [95% CI] | AUC verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for noise in NOISE_SOURCES:
+        rows = [e for e in compared if e["noise"] == noise]
+        if not rows:
+            continue
+        base = next((e for e in entries if e["noise"] == noise and e.get("baseline")), None)
+        if base is not None:
+            lines.append(
+                f"| {noise} | {base['label']} (baseline: PD {_pct(base['relative_pd'])}%, AUC {_num(base['auc'])}) | "
+                f"{_count_text(base.get('parameters'))} | {base['replicas']} | 1 | | | | | |")
+        for e in rows:
+            ratio = "–" if e["pd_ratio_to_baseline"] is None else f"{e['pd_ratio_to_baseline']:.2f}"
+            detectable = e.get("pd_ratio_detectable_change")
+            lines.append(
+                f"| {noise} | {e['label']} | {_count_text(e.get('parameters'))} | {e['paired_replicas']} | "
+                f"{ratio} {_ratio_ci(e['pd_ratio_ci'])} | {_ratio_ci(e['pd_ratio_ci_unpaired'])} | "
+                f"**{e['pd_verdict']}** | {_pct(detectable, 0) + '%' if detectable is not None else '–'} | "
+                f"{_signed(e['auc_difference'], 4)} {_auc_ci(e['auc_difference_ci'])} | **{e['auc_verdict']}** |"
+            )
+    return lines
+
+
+def verdict_section(results: dict[str, Any]) -> list[str]:
+    """The verdict table with how to read it (results.md opens with it)."""
+    table = verdict_table(results["cells"])
+    if not table:
+        return []
+    analysis = results["study"]["analysis"]
+    level = f"{100 * float(analysis.get('confidence', 0.95)):g}%"
+    power = f"{100 * float(analysis.get('power', 0.8)):g}%"
+    return [
+        "## Verdicts against ReLU (paired)",
+        "",
+        f"Each cell against the ReLU cell of its noise source, replica r of both trained with the same seeds: "
+        f"a {level} bootstrap that resamples the same replicas and the same examples in both cells "
+        f"({analysis.get('bootstrap')} resamples). PD ratio = PD_cell / PD_ReLU over the first *R paired* "
+        "replicas of each; *unpaired CI*: the two cells resampled independently, for comparison. AUC difference = "
+        "AUC_cell − AUC_ReLU (mean over replicas; positive = more accurate). Verdict: **lower** / **higher** when "
+        "the whole interval lies below / above 1 (ratio) or 0 (difference), else **not resolved**. *Detectable PD "
+        f"change*: the smallest PD change these replicas and examples resolve with {power} power; when a verdict "
+        "is not resolved, true differences smaller than that need more replicas.",
+        "",
+        *table,
+        "",
+    ]
+
+
 def cell_table(entries: list[dict[str, Any]]) -> list[str]:
     """One row per cell: PD (mean [CI], median, max over pairs), progressive PD, accuracy, change vs ReLU, speed."""
     lines = [
         "| setting | β | R | pairs | relative PD % | 95% CI | median | max | PD, means matched % | progressive PD % "
-        "| AUC | logloss | calibration | AUC-loss change vs ReLU % | PD / ReLU PD | examples/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| AUC | logloss | calibration | AUC-loss change vs ReLU % | PD / ReLU PD | parameters | examples/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in entries:
         if e.get("status") != "ok":
             lines.append(f"| {e['label']} | {_beta(e)} | {e['replicas']} | – | failed: {e.get('error', '')[:80]} "
-                         "| | | | | | | | | | | |")
+                         "| | | | | | | | | | | | |")
             continue
         rate = e.get("examples_per_sec")
         rate_text = _rate(rate) if rate is not None else f"({_rate(e.get('member_examples_per_sec'))} per member)"
@@ -51,7 +120,8 @@ def cell_table(entries: list[dict[str, Any]]) -> list[str]:
             f"{_ci(e['relative_pd_ci'])} | {_pct(e['relative_pd_median'])} | {_pct(e['relative_pd_max'])} | "
             f"{_pct(e.get('relative_pd_mean_matched'))} | {_pct(e.get('progressive_relative_pd'))} | "
             f"{_num(e['auc'])} | {_num(e['logloss'], 5)} | {_num(e.get('calibration'), 3)} | "
-            f"{_signed(e.get('auc_loss_change_pct'))} | {_num(e.get('relative_pd_vs_relu'), 2)} | {rate_text} |"
+            f"{_signed(e.get('auc_loss_change_pct'))} | {_num(e.get('relative_pd_vs_relu'), 2)} | "
+            f"{_count_text(e.get('parameters'))} | {rate_text} |"
         )
     return lines
 
@@ -63,6 +133,7 @@ def to_markdown(results: dict[str, Any]) -> str:
     lines = [
         f"# Study `{study['name']}`",
         "",
+        *verdict_section(results),
         f"Held-out data: {study['eval_examples']:,} examples ({study['eval_positives']:,} positives) in "
         f"{len(study['eval_files'])} file(s); training stream: {train['data']['max_examples'] or 'all'} examples "
         f"of `{_short(study['train'])}`, shuffle={train['data']['shuffle']} (window {train['data']['shuffle_buffer']}),"

@@ -88,6 +88,9 @@ class CellRunner:
 
     # Trainer configs -------------------------------------------------------------------------------------------
     def _base_trainer_config(self) -> Any:
+        if self.cell.equal_budget and not self.cell.overrides:
+            raise ValueError(f"{self.cell.cell_id}: an equal-budget cell needs its widths from "
+                             "`grid.size_equal_budget` (after the data is prepared) before it is trained.")
         train = copy.deepcopy(self.config.train)
         train.data.train = self.data.train
         train.data.features = self.data.features_path
@@ -113,6 +116,16 @@ class CellRunner:
                 self.cell.noise, r, int(self.config.train.seed.init), int(self.config.train.seed.data))
             runs.append((os.path.join(self.directory, f"replica_{r}"), train))
         return runs
+
+    def parameters(self) -> int:
+        """Parameters of one replica's model (`recsys.model.parameters.count_parameters`; equals Keras'
+        `count_params()`), from the cell's trainer config and the data's features.json."""
+        from recsys.data.features import FeatureSet
+        from recsys.model.ctr import ModelSpec
+        from recsys.model.parameters import count_parameters
+
+        model = self._base_trainer_config().model
+        return count_parameters(ModelSpec.from_config(model, FeatureSet.load(self.data.features_path)))
 
     # State -----------------------------------------------------------------------------------------------------
     def saved_models(self) -> list[str]:
@@ -317,7 +330,7 @@ def _identity(cell: grid.Cell, ensemble: bool) -> dict[str, Any]:
     if ensemble:
         label = f"{grid.DISPLAY_NAMES.get(cell.activation, cell.activation)} {cell.ensemble_k}-ensemble"
         if cell.equal_budget:
-            label += f" (emb/{cell.ensemble_k})"
+            label += " (equal budget)"
     group = label if ensemble else cell.group
     return {
         "cell": cell.cell_id + ("#ensemble" if ensemble else ""),
@@ -365,6 +378,24 @@ def add_baseline_changes(entries: list[dict[str, Any]]) -> None:
         entry["relative_pd_vs_relu"] = ratio
 
 
+def add_paired_comparisons(entries: list[dict[str, Any]], predictions: dict[str, np.ndarray], labels: np.ndarray,
+                           config: Any) -> None:
+    """Adds `analysis.PAIRED_KEYS` to every entry: for each ok single-model cell other than the baseline, the paired
+    comparison with the baseline cell of its noise source (`analysis.paired_to_baseline` on both cells' stored
+    held-out predictions, `predictions[cell id]`); None elsewhere (the baseline, ensembles, failed cells)."""
+    baselines = {e["noise"]: e for e in entries if e.get("baseline") and e.get("status") == "ok"}
+    options = _bootstrap_options(config)
+    for entry in entries:
+        entry.update(dict.fromkeys((*analysis.PAIRED_KEYS, "paired_baseline")))
+        base = baselines.get(entry["noise"])
+        if base is None or entry is base or entry.get("ensemble") or entry.get("status") != "ok":
+            continue
+        entry.update(analysis.paired_to_baseline(
+            predictions[base["cell"]], predictions[entry["cell"]], labels, options["resamples"],
+            options["confidence"], float(config.analysis.power), options["seed"]))
+        entry["paired_baseline"] = base["cell"]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 def _commit() -> str | None:
     try:
@@ -393,6 +424,9 @@ def run_study(config: Any, workdir: str) -> dict[str, Any]:
                             "analysis.bootstrap", "analysis.confidence")
     os.makedirs(workdir, exist_ok=True)
     data = prepare_data(config.data, workdir)
+    from recsys.data.features import FeatureSet
+
+    cells = grid.size_equal_budget(cells, config, FeatureSet.load(data.features_path))
     runners = [CellRunner(config, cell, workdir, data, replica_mode) for cell in cells]
     trainer_mode = "replicas" if replica_mode else "separate"
     for runner in runners:
@@ -405,6 +439,7 @@ def run_study(config: Any, workdir: str) -> dict[str, Any]:
     frequency, frequency_about = held_out_frequency(config, data, eval_set)
 
     entries: list[dict[str, Any]] = []
+    cell_predictions: dict[str, np.ndarray] = {}
     trained_now = skipped = 0
     for index, runner in enumerate(runners):
         cell = runner.cell
@@ -417,17 +452,21 @@ def run_study(config: Any, workdir: str) -> dict[str, Any]:
             except CellTrainingError as e:
                 logging.error("Cell %s failed: %s", cell.cell_id, e)
                 entries.append(failed_entry(cell, str(e)))
+                entries[-1]["parameters"] = runner.parameters()
                 continue
             trained_now += 1
         predictions = runner.predictions(eval_set)
+        cell_predictions[cell.cell_id] = predictions
         runs = runner.trainer_metrics()
         entry = cell_entry(cell, predictions, eval_set.labels, runs, config)
         entry["baseline"] = cell.is_baseline
+        entry["parameters"] = runner.parameters()
         entry.update(source_keys(runner, eval_set, predictions, frequency, entry["relative_pd"], config))
         entries.append(entry)
         if cell.ensemble_k:
             ensemble = ensemble_entry(cell, predictions, eval_set.labels, runs, config)
             ensemble["baseline"] = False
+            ensemble["parameters"] = cell.ensemble_k * entry["parameters"]
             entries.append(ensemble)
         elapsed = time.perf_counter() - started
         logging.info(
@@ -438,6 +477,7 @@ def run_study(config: Any, workdir: str) -> dict[str, Any]:
             datetime.timedelta(seconds=round(elapsed)),
         )
     add_baseline_changes(entries)
+    add_paired_comparisons(entries, cell_predictions, eval_set.labels, config)
     distillation = analysis.distillation_summary(entries)
     results = {
         "format_version": RESULTS_FORMAT_VERSION,

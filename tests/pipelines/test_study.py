@@ -14,7 +14,10 @@ CONFIG = "configs/study_smoke.py"
 CELL_KEYS = {
     "cell", "label", "activation", "beta", "noise", "replicas", "ensemble", "ensemble_k", "relative_pd",
     "relative_pd_ci", "relative_pd_median", "relative_pd_max", "pairs", "auc", "logloss", "auc_loss_change_pct",
-    "examples_per_sec", "progressive_auc", "progressive_relative_pd", "status",
+    "examples_per_sec", "progressive_auc", "progressive_relative_pd", "status", "parameters",
+    # The paired comparison with the ReLU cell (None on ReLU itself and on ensembles).
+    "pd_ratio_to_baseline", "pd_ratio_ci", "pd_ratio_ci_unpaired", "pd_verdict", "pd_ratio_detectable_change",
+    "auc_difference", "auc_difference_ci", "auc_verdict", "paired_replicas",
 }
 
 
@@ -49,15 +52,18 @@ def test_smoke_study_end_to_end_then_resume_skips_finished_cells(tmp_path):
     results = _load(workdir)
     cells = results["cells"]
     assert [(c["label"], c["noise"], c["replicas"]) for c in cells] == [
-        ("ReLU", "shuffle", 4), ("ReLU 2-ensemble", "shuffle", 4), ("SmeLU β=1", "shuffle", 2)]
+        ("ReLU", "shuffle", 4), ("ReLU 2-ensemble", "shuffle", 4), ("SmeLU β=1", "shuffle", 4),
+        ("SmeLU 2-ensemble", "shuffle", 4), ("ReLU (1/2 budget)", "shuffle", 4),
+        ("ReLU 2-ensemble (equal budget)", "shuffle", 4), ("SmeLU β=1 (1/2 budget)", "shuffle", 4),
+        ("SmeLU 2-ensemble (equal budget)", "shuffle", 4)]
     for cell in cells:
         assert CELL_KEYS <= set(cell), CELL_KEYS - set(cell)
         assert cell["status"] == "ok"
         low, high = cell["relative_pd_ci"]
         assert 0.0 < low <= high < 2.0 and 0.0 < cell["relative_pd"] < 2.0
         assert 0.0 < cell["auc"] < 1.0 and cell["logloss"] > 0.0
-    relu, ensemble, smelu = cells
-    assert relu["pairs"] == 6 and ensemble["pairs"] == 3 and smelu["pairs"] == 1
+    relu, ensemble, smelu, smelu_ensemble, relu_budget, relu_budget_ensemble, smelu_budget, _ = cells
+    assert relu["pairs"] == 6 and ensemble["pairs"] == 3 and smelu["pairs"] == 6
     assert relu["auc_loss_change_pct"] == 0.0 and relu["baseline"] and not smelu["baseline"]
     expected = 100 * ((1 - smelu["auc"]) - (1 - relu["auc"])) / (1 - relu["auc"])
     assert smelu["auc_loss_change_pct"] == pytest.approx(expected)
@@ -70,13 +76,33 @@ def test_smoke_study_end_to_end_then_resume_skips_finished_cells(tmp_path):
             assert 0.0 < cell["progressive_relative_pd"] < 2.0 and 0.0 < cell["window_relative_pd"] < 2.0
             assert cell["models_per_trainer_run"] == cell["replicas"]
     assert relu["examples_per_sec"] > 0 and relu["train_examples"] == 2000
-    # Each replica was exported and scored: 4 + 2 SavedModels.
+    # Paired comparison with ReLU: every single-model cell but ReLU itself, on the stored predictions.
+    for cell in (smelu, relu_budget, smelu_budget):
+        assert cell["paired_replicas"] == 4 and cell["paired_baseline"] == "shuffle/relu"
+        assert cell["pd_verdict"] in ("lower", "higher", "not resolved") and cell["auc_verdict"] in (
+            "lower", "higher", "not resolved")
+        low, high = cell["pd_ratio_ci"]
+        assert low <= cell["pd_ratio_to_baseline"] <= high and cell["pd_ratio_ci_unpaired"][0] > 0
+        assert cell["pd_ratio_to_baseline"] == pytest.approx(cell["relative_pd"] / relu["relative_pd"])
+        assert cell["pd_ratio_detectable_change"] > 0 and cell["auc_difference_ci"][0] <= cell["auc_difference"]
+    assert relu["pd_ratio_to_baseline"] is None and ensemble["pd_verdict"] is None
+    # Equal budget: 2 narrowed components have the single model's parameters within 5%; the k× ensemble twice.
+    assert ensemble["parameters"] == smelu_ensemble["parameters"] == 2 * relu["parameters"]
+    assert relu_budget_ensemble["parameters"] == 2 * relu_budget["parameters"]
+    assert abs(relu_budget_ensemble["parameters"] / relu["parameters"] - 1.0) <= 0.05
+    assert relu_budget["overrides"] == {"model.embedding_dim": 2, "model.hidden_units": [10, 5]}
+    config = json.loads((workdir / "cells/shuffle/smelu_beta1_ensemble_budget_k2/train/config.json").read_text())
+    assert config["model"]["hidden_units"] == [10, 5] and config["model"]["activation"] == "smelu:beta=1"
+    # Each replica was exported and scored: 4 cells × 4 SavedModels.
     assert len(list(workdir.glob("cells/shuffle/*/replica_*/saved_model/saved_model.pb"))) + len(
-        list(workdir.glob("cells/shuffle/*/train/saved_model*/saved_model.pb"))) == 6
+        list(workdir.glob("cells/shuffle/*/train/saved_model*/saved_model.pb"))) == 16
     png = (workdir / "pd_vs_accuracy.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     markdown = (workdir / "results.md").read_text()
-    assert "| SmeLU β=1 | 1 | 2 | 1 |" in markdown and "ReLU 2-ensemble" in markdown
+    assert "| SmeLU β=1 | 1 | 4 | 6 |" in markdown and "ReLU 2-ensemble" in markdown
+    # results.md opens with the verdict table.
+    assert markdown.index("## Verdicts against ReLU (paired)") < markdown.index("## Noise: shuffle")
+    assert f"| shuffle | SmeLU β=1 | {smelu['parameters']:,} | 4 | {smelu['pd_ratio_to_baseline']:.2f} [" in markdown
     # Where the PD comes from: by the training frequency of the rarest value, and each replica against itself at
     # its checkpoint before the final one (analysis.checkpoint_pd).
     assert results["study"]["frequency"]["buckets"] == {"tail": [0, 10], "torso": [10, 1000], "head": [1000, None]}
@@ -92,7 +118,7 @@ def test_smoke_study_end_to_end_then_resume_skips_finished_cells(tmp_path):
     second = _study(workdir)
     assert second.returncode == 0, second.stderr[-3000:]
     rerun = _load(workdir)
-    assert rerun["run"]["cells_trained"] == 0 and rerun["run"]["cells_skipped"] == 2
+    assert rerun["run"]["cells_trained"] == 0 and rerun["run"]["cells_skipped"] == 4
     assert rerun["cells"] == cells  # stored predictions + seeded bootstrap: identical numbers
     assert _trainer_files(workdir) == before  # nothing was retrained or re-exported
 
@@ -119,8 +145,8 @@ def test_an_interrupted_cell_is_completed_and_the_others_kept(tmp_path):
     again = _study(workdir)
     assert again.returncode == 0, again.stderr[-3000:]
     rerun = _load(workdir)
-    assert rerun["run"]["cells_trained"] == 1 and rerun["run"]["cells_skipped"] == 1
-    assert rerun["cells"][:2] == cells[:2]
+    assert rerun["run"]["cells_trained"] == 1 and rerun["run"]["cells_skipped"] == 3
+    assert rerun["cells"][:2] == cells[:2] and rerun["cells"][4:] == cells[4:]
     # Deterministic ops and the same seeds: the completed replica reproduces its predictions.
     assert rerun["cells"][2]["relative_pd"] == pytest.approx(cells[2]["relative_pd"], rel=1e-6)
 

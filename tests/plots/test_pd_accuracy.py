@@ -62,6 +62,31 @@ def test_study_panels_follow_the_given_noise_order_and_beta_order(tmp_path):
     assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 10_000
 
 
+def test_ratio_panels_show_each_cells_paired_interval_below_its_noise_panel(tmp_path):
+    paired = {"pd_ratio_ci": [0.6, 0.9], "pd_ratio_ci_unpaired": [0.2, 3.0], "pd_verdict": "lower"}
+    entries = [
+        _cell("ReLU", "shuffle", None, 0.11, 0.0, baseline=True, label="ReLU", pd_ratio_to_baseline=None),
+        _cell("SmeLU", "shuffle", 1.0, 0.07, 0.1, label="SmeLU β=1", pd_ratio_to_baseline=0.7, **paired),
+        _cell("SmeLU", "init", 1.0, 0.07, 0.1, label="SmeLU β=1", pd_ratio_to_baseline=1.1,
+              pd_ratio_ci=[0.8, 1.4], pd_ratio_ci_unpaired=None, pd_verdict="not resolved"),
+        _cell("ReLU", "init", None, 0.11, 0.0, baseline=True, label="ReLU"),
+    ]
+    panels = study_plots.ratio_panels(entries, ("shuffle", "init"))
+    assert [p.title for p in panels] == ["PD ratio to ReLU, noise: shuffle", "PD ratio to ReLU, noise: init"]
+    (shuffle,), (init,) = (p.ratios for p in panels)
+    assert (shuffle.label, shuffle.ratio, shuffle.ci, shuffle.ci_unpaired, shuffle.verdict) == (
+        "SmeLU β=1", 0.7, (0.6, 0.9), (0.2, 3.0), "lower")
+    assert init.ci_unpaired is None and init.verdict == "not resolved"
+    # The same colour as the cell's line in the PD–accuracy panel above it.
+    smelu_line = next(s for s in study_plots.study_panels(entries, ("shuffle", "init"))[0].series
+                      if s.name == "SmeLU")
+    assert shuffle.color == smelu_line.color
+    assert study_plots.ratio_panels([dict(e, pd_ratio_to_baseline=None) for e in entries], ("shuffle",)) == []
+    path = tmp_path / "pd_vs_accuracy.png"
+    study_plots.plot_pd_vs_accuracy(entries, str(path), ("shuffle", "init"))
+    assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 10_000
+
+
 @pytest.mark.parametrize("figure", ["pd_vs_accuracy", "convergence"])
 def test_study_figures_without_finished_cells_still_write_a_png(tmp_path, figure):
     path = tmp_path / f"{figure}.png"

@@ -6,7 +6,10 @@ from recsys.study import grid
 
 
 def _config(**overrides):
+    """The smoke study's config without its SmeLU ensembles and equal-budget cells (tests that want them say so)."""
     config = study_smoke.get_config()
+    config.grid.ensemble_activations = ("relu",)
+    config.grid.ensemble_equal_budget = False
     for key, value in overrides.items():
         section, name = key.split(".")
         setattr(getattr(config, section), name, value)
@@ -39,8 +42,47 @@ def test_relu_ensembles_get_2k_replicas_and_an_equal_budget_cell():
     relu, smelu, budget = grid.expand_grid(config)
     assert (relu.replicas, relu.ensemble_k) == (6, 3)
     assert (smelu.replicas, smelu.ensemble_k) == (2, 0)
-    assert budget.equal_budget and budget.replicas == 6 and budget.overrides == (("model.embedding_dim", 4),)
-    assert budget.label == "ReLU (emb/3)" and not budget.is_baseline
+    assert budget.equal_budget and budget.replicas == 6 and budget.overrides == ()  # widths need features.json
+    assert budget.cell_id == "shuffle/relu_ensemble_budget_k3"
+    assert budget.label == "ReLU (1/3 budget)" and not budget.is_baseline
+
+
+def test_equal_budget_cells_follow_the_ensemble_activations():
+    config = _config(**{"grid.activations": ("relu", "smelu:beta=1", "swish:beta=1"), "grid.ensemble_k": 2,
+                        "grid.ensemble_activations": ("relu", "smelu"), "grid.ensemble_equal_budget": True})
+    cells = grid.expand_grid(config)
+    assert [(c.label, c.replicas, c.ensemble_k) for c in cells] == [
+        ("ReLU", 4, 2), ("SmeLU β=1", 4, 2), ("Swish β=1", 2, 0), ("ReLU (1/2 budget)", 4, 2),
+        ("SmeLU β=1 (1/2 budget)", 4, 2)]
+    budget = [c for c in cells if c.equal_budget]
+    assert [c.spec for c in budget] == ["relu", "smelu:beta=1"]
+    assert budget[1].cell_id == "shuffle/smelu_beta1_ensemble_budget_k2" and budget[1].group == "SmeLU (1/2 budget)"
+
+
+def test_equal_budget_sizing_narrows_embeddings_and_hidden_layers_to_the_single_budget():
+    from recsys.data.criteo import CAT_COLUMNS
+    from recsys.data.features import criteo_feature_set
+    from recsys.model import ModelSpec
+    from recsys.model.parameters import count_parameters
+
+    config = _config(**{"grid.ensemble_k": 2, "grid.ensemble_activations": ("relu", "smelu"),
+                        "grid.ensemble_equal_budget": True})
+    # The smoke data's vocabulary sizes (first 2,000 rows of the sample, + the out-of-vocabulary id).
+    vocab = dict.fromkeys(CAT_COLUMNS, 10) | {"C2": 642, "C3": 982, "C7": 797, "C12": 1017, "C24": 839}
+    features = criteo_feature_set(vocab)
+    cells = grid.size_equal_budget(grid.expand_grid(config), config, features)
+    single = count_parameters(ModelSpec.from_config(config.train.model, features))
+    for cell in cells[2:]:
+        overrides = dict(cell.overrides)
+        assert overrides == {"model.embedding_dim": 2, "model.hidden_units": (10, 5)}
+        model = config.train.model.copy_and_resolve_references()
+        model.embedding_dim, model.hidden_units, model.activation = 2, (10, 5), cell.spec
+        assert abs(2 * count_parameters(ModelSpec.from_config(model, features)) / single - 1.0) <= 0.05
+    assert cells[:2] == grid.expand_grid(config)[:2]  # other cells untouched
+
+    config.grid.ensemble_k, config.grid.ensemble_replicas = 3, 6  # 4-wide embeddings cannot be split in three
+    with pytest.raises(ValueError, match=r"0\.74.× the single model's .* more than 5% off"):
+        grid.size_equal_budget(grid.expand_grid(config), config, features)
 
 
 def test_per_layer_beta_scales_rewrite_smooth_specs_only():

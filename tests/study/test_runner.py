@@ -1,4 +1,5 @@
 """Cell runner wiring without training: trainer configs per replica, replica-mode detection and SavedModel paths."""
+import dataclasses
 import json
 
 import pytest
@@ -11,8 +12,16 @@ DATA = StudyData(train="/data/part-0.tfrecord.gz,/data/part-1.tfrecord.gz", eval
                  features_path="/data/features.json")
 
 
-def test_separate_runs_get_per_replica_seeds_and_the_cell_activation(tmp_path):
+def _smoke_config():
+    """The smoke study's config without its SmeLU ensembles and equal-budget cells: ReLU (4 replicas), SmeLU (2)."""
     config = study_smoke.get_config()
+    config.grid.ensemble_activations = ("relu",)
+    config.grid.ensemble_equal_budget = False
+    return config
+
+
+def test_separate_runs_get_per_replica_seeds_and_the_cell_activation(tmp_path):
+    config = _smoke_config()
     config.train.seed.init, config.train.seed.data = 10, 20
     config.grid.noise = ("init",)
     smelu = grid.expand_grid(config)[-1]
@@ -27,16 +36,20 @@ def test_separate_runs_get_per_replica_seeds_and_the_cell_activation(tmp_path):
     assert not cell.trained()
 
 
-def test_equal_budget_cell_narrows_the_embeddings(tmp_path):
-    config = study_smoke.get_config()
+def test_equal_budget_cell_trains_the_sized_widths_and_refuses_unsized_ones(tmp_path):
+    config = _smoke_config()
     config.grid.ensemble_equal_budget = True
     budget = grid.expand_grid(config)[-1]
-    _, trainer_config = runner.CellRunner(config, budget, str(tmp_path), DATA, replica_mode=False).trainer_runs()[0]
-    assert budget.equal_budget and trainer_config.model.embedding_dim == config.train.model.embedding_dim // 2
+    with pytest.raises(ValueError, match="needs its widths from `grid.size_equal_budget`"):
+        runner.CellRunner(config, budget, str(tmp_path), DATA, replica_mode=False).trainer_runs()
+    sized = dataclasses.replace(budget, overrides=(("model.embedding_dim", 2), ("model.hidden_units", (10, 5))))
+    _, trainer_config = runner.CellRunner(config, sized, str(tmp_path), DATA, replica_mode=False).trainer_runs()[0]
+    assert trainer_config.model.embedding_dim == 2 and tuple(trainer_config.model.hidden_units) == (10, 5)
+    assert tuple(config.train.model.hidden_units) == (16, 8)
 
 
 def test_replica_mode_is_one_trainer_run_with_replica_keys(tmp_path):
-    config = study_smoke.get_config()
+    config = _smoke_config()
     assert runner.use_replica_mode(config)
     relu = grid.expand_grid(config)[0]
     cell = runner.CellRunner(config, relu, str(tmp_path), DATA, replica_mode=True)
@@ -51,14 +64,14 @@ def test_replica_mode_is_one_trainer_run_with_replica_keys(tmp_path):
 
 
 def test_replica_mode_choice_is_checked():
-    config = study_smoke.get_config()
+    config = _smoke_config()
     config.study.replica_mode = "parallel"
     with pytest.raises(ValueError, match="`study.replica_mode` must be one of"):
         runner.use_replica_mode(config)
 
 
 def test_a_finished_run_with_another_config_is_refused(tmp_path):
-    config = study_smoke.get_config()
+    config = _smoke_config()
     smelu = grid.expand_grid(config)[-1]
     cell = runner.CellRunner(config, smelu, str(tmp_path), DATA, replica_mode=False)
     workdir, trainer_config = cell.trainer_runs()[1]
@@ -76,7 +89,7 @@ def test_a_finished_run_with_another_config_is_refused(tmp_path):
 
 def test_a_key_the_saved_run_lacks_is_a_difference(tmp_path):
     """The study refuses exactly what the trainer would refuse to resume (one rule, loop.config_differences)."""
-    config = study_smoke.get_config()
+    config = _smoke_config()
     smelu = grid.expand_grid(config)[-1]
     cell = runner.CellRunner(config, smelu, str(tmp_path), DATA, replica_mode=False)
     workdir, trainer_config = cell.trainer_runs()[0]
