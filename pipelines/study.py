@@ -42,6 +42,9 @@ def main(argv: list[str]) -> None:
         _fail(str(e))
     except tf.errors.OpError as e:
         _fail(f"{type(e).__name__}: {e.message.splitlines()[0] if e.message else e}")
+    from recsys.study.report import console_summary
+
+    print(console_summary(results), end="")
     run = results["run"]
     failed = [c["cell"] for c in results["cells"] if c.get("status") != "ok"]
     logging.info("Study done in %.0f s (%d cells trained, %d reused)%s. Results in %s/results.{json,md}",

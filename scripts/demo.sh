@@ -1,54 +1,45 @@
 #!/usr/bin/env bash
-# `make demo`: the main job end to end on the bundled Criteo sample, every stage a real entry point
-# (python -m pipelines.<job>), stopping on the first failure:
-#   preprocess (Beam) -> train ReLU and SmeLU (online, progressive validation) -> compare (PD, AUC) -> report.
-# Rerunning reuses finished stages (the Beam output, finished training workdirs).
+# `make demo`: the project's point in a few minutes, every stage a real entry point (python -m pipelines.<job>),
+# stopping on the first failure. The console shows what each stage found; full logs go to $OUT/logs/.
+#   1. preprocess the bundled real Criteo rows with the Beam job (time-ordered TFRecords, vocabulary, dead letters);
+#   2. the study on a generated click log where the small model learns: ReLU and SmeLU replicas that differ only
+#      in data order, held-out AUC and calibration, PD between replicas, and SmeLU's paired PD ratio to ReLU;
+#   3. the comparator on the study's held-out shard: PD between two ReLU replicas and two SmeLU replicas.
+# Rerunning reuses finished stages.
 set -euo pipefail
 OUT=${1:-demo_out}
 PY=${PY:-.venv/bin/python}
-export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
-mkdir -p "$OUT"
+mkdir -p "$OUT/logs"
 SAMPLE=data/criteo_sample/day_0_head10k.tsv
-DATA="$OUT/data"
 
-echo "== 1/5 preprocess: $SAMPLE -> $DATA (time-ordered TFRecord shards of 2,000 rows)"
-if [ ! -f "$DATA/summary.json" ]; then
-  $PY -m pipelines.preprocess --input="$SAMPLE" --output_dir="$DATA" --rows_per_shard=2000 --min_count=2
+echo "== 1/3 preprocess $SAMPLE (10,000 real Criteo rows) with the Beam job -> $OUT/criteo (log: $OUT/logs/preprocess.log)"
+if [ ! -f "$OUT/criteo/summary.json" ]; then
+  $PY -m pipelines.preprocess --input="$SAMPLE" --output_dir="$OUT/criteo" --rows_per_shard=2000 --min_count=2 \
+    2> "$OUT/logs/preprocess.log"
+else
+  echo "   (already done)"
 fi
-cat "$DATA/summary.json"; echo
 
-# The first four shards (8,000 rows) are the training stream; the last shard is held out for the comparison.
-TRAIN="$DATA/part-00000-00000[0-3].tfrecord.gz"
-HELDOUT="$DATA/part-00000-000004.tfrecord.gz"
+echo
+echo "== 2/3 study: ReLU vs SmeLU β=1, 4 replicas each differing only in data order, on 120,000 generated rows"
+echo "   (configs/study_demo.py; about 2-3 minutes on 2 cores; log: $OUT/logs/study.log)"
+$PY -m pipelines.study --config=configs/study_demo.py --workdir="$OUT/study" 2> "$OUT/logs/study.log"
 
-# Two replicas per activation, identically initialised, differing only in data order within 1,000-example
-# windows: the trainer reports their progressive PD, and the comparator measures PD on the held-out shard.
+echo
+echo "== 3/3 compare: two ReLU and two SmeLU replicas on the held-out shard (log: $OUT/logs/compare.log)"
+# Named links to replicas 0 and 1 of each cell, so the report names the models relu_0, relu_1, smelu_0, smelu_1.
+mkdir -p "$OUT/models"
 for act in relu smelu; do
-  spec=relu; [ "$act" = smelu ] && spec="smelu:beta=1"
-  echo "== 2/5 train $act ($spec) x 2 replicas, paper toy model, one pass with progressive validation"
-  $PY -m pipelines.train --config=configs/criteo_toy.py --workdir="$OUT/train_$act" \
-    --config.data.train="$TRAIN" --config.model.activation="$spec" \
-    --config.data.batch_size=64 --config.data.shuffle_buffer=1000 --config.replicas.count=2 \
-    --config.log_every_steps=25
+  cell=relu; [ "$act" = smelu ] && cell=smelu_beta1
+  ln -sfn "$(cd "$OUT/study/cells/shuffle/$cell/train" && pwd)/saved_model" "$OUT/models/${act}_0"
+  ln -sfn "$(cd "$OUT/study/cells/shuffle/$cell/train" && pwd)/saved_model_1" "$OUT/models/${act}_1"
 done
+HELDOUT=$(ls "$OUT"/study/data/part-*.tfrecord.gz | tail -n 1)
+$PY -m pipelines.compare --output="$OUT/compare" --bootstrap=200 --data="$HELDOUT" \
+  --models="$OUT/models/relu_0,$OUT/models/relu_1,$OUT/models/smelu_0,$OUT/models/smelu_1" 2> "$OUT/logs/compare.log"
+# The pairs table: relu_0 vs relu_1 and smelu_0 vs smelu_1 are the retrain-vs-retrain PDs.
+sed -n '/^## Pairs/,/^## Relative PD matrix/p' "$OUT/compare/report.md" | grep -E "^\| (a|relu_0 \| relu_1|smelu_0 \| smelu_1) "
 
-echo "== 3/5 progressive metrics (each batch scored before the model trained on it)"
-$PY - "$OUT" <<'PYEOF'
-import json, sys
-out = sys.argv[1]
-print(f"{'model':8} {'examples':>9} {'prog. AUC':>10} {'prog. logloss':>14} {'calibration':>12} "
-      f"{'prog. rel. PD':>14} {'examples/s':>11}")
-for act in ("relu", "smelu"):
-    m = json.load(open(f"{out}/train_{act}/metrics.json"))
-    print(f"{act:8} {m['examples']:>9} {m['progressive_auc']:>10.4f} {m['progressive_logloss']:>14.4f} "
-          f"{m['progressive_calibration']:>12.3f} {100 * m['progressive_relative_pd']:>13.2f}% "
-          f"{m['examples_per_sec']:>11.0f}")
-PYEOF
-
-echo "== 4/5 compare the four models on the held-out shard (ReLU pair, SmeLU pair, and across): PD, AUC, logloss with bootstrap CIs"
-MODELS="$OUT/train_relu,$OUT/train_relu/saved_model_1,$OUT/train_smelu,$OUT/train_smelu/saved_model_1"
-$PY -m pipelines.compare --models="$MODELS" --data="$HELDOUT" \
-  --output="$OUT/compare" --bootstrap=200
-
-echo "== 5/5 report: $OUT/compare/report.md (plots: pd_vs_auc.png, pd_hist.png)"
-cat "$OUT/compare/report.md"
+echo
+echo "Outputs: $OUT/study/results.md (verdict table, every number), $OUT/study/pd_vs_accuracy.png,"
+echo "         $OUT/compare/report.md, $OUT/compare/pd_vs_auc.png, $OUT/criteo/summary.json."

@@ -253,3 +253,54 @@ def distillation_table(items: list[dict[str, Any]]) -> list[str]:
 
 def _short(text: str, limit: int = 100) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def console_summary(results: dict[str, Any]) -> str:
+    """A table a user reads in ten seconds (the single-model cells: accuracy, calibration, PD between replicas,
+    paired PD ratio to ReLU) and one sentence per compared cell on what it means, whatever the numbers say.
+    `pipelines.study` prints it at the end of every run; results.md has everything else."""
+    cells = [e for e in results["cells"] if not e.get("ensemble") and e.get("status") == "ok"]
+    header = (f"{'noise':8} {'setting':22} {'R':>2} {'prog. AUC':>9} {'held-out AUC':>12} {'calib.':>6} "
+              f"{'PD between replicas [95% CI]':>29} {'PD ratio to ReLU [paired CI]':>29} {'verdict':>12}")
+    lines = [header, "-" * len(header)]
+    for e in cells:
+        pd_ci = e.get("relative_pd_ci")
+        pd_text = f"{_pct(e['relative_pd'])}% [{_pct(pd_ci[0])}, {_pct(pd_ci[1])}]" if pd_ci else \
+            f"{_pct(e['relative_pd'])}%"
+        if e.get("baseline"):
+            ratio, verdict = "1 (baseline)", ""
+        elif e.get("pd_ratio_to_baseline") is not None:
+            ratio = f"{e['pd_ratio_to_baseline']:.2f} {_ratio_ci(e['pd_ratio_ci'])}"
+            verdict = e.get("pd_verdict") or ""
+        else:
+            ratio, verdict = "–", ""
+        lines.append(f"{e['noise']:8} {e['label'][:22]:22} {e['replicas']:>2} {_num(e.get('progressive_auc')):>9} "
+                     f"{_num(e.get('auc')):>12} {_num(e.get('calibration'), 3):>6} {pd_text:>29} {ratio:>29} "
+                     f"{verdict:>12}")
+    lines.append("")
+    level = f"{100 * float(results['study']['analysis'].get('confidence', 0.95)):g}%"
+    for e in cells:
+        if e.get("baseline") or e.get("pd_verdict") is None:
+            continue
+        lines.append(_meaning(e, level))
+    return "\n".join(lines) + "\n"
+
+
+def _meaning(entry: dict[str, Any], level: str) -> str:
+    """One sentence: what the paired comparison of `entry` with ReLU says (and does not say)."""
+    name, ratio, verdict = entry["label"], entry["pd_ratio_to_baseline"], entry["pd_verdict"]
+    accuracy = {
+        "lower": f"but it is less accurate (AUC {_signed(entry['auc_difference'], 4)})",
+        "higher": f"and it is more accurate (AUC {_signed(entry['auc_difference'], 4)})",
+    }.get(entry.get("auc_verdict"), "with no AUC difference resolved")
+    detectable = entry.get("pd_ratio_detectable_change")
+    if verdict == "lower":
+        return (f"{name}: retrained replicas disagree less than ReLU's ({ratio:.2f}× the PD, {level} paired interval "
+                f"below 1), {accuracy}.")
+    if verdict == "higher":
+        return (f"{name}: retrained replicas disagree more than ReLU's ({ratio:.2f}× the PD, {level} paired interval "
+                f"above 1), {accuracy}.")
+    reach = f"; these replicas can only resolve PD changes of about {_pct(detectable, 0)}% or more" \
+        if detectable is not None else ""
+    return (f"{name}: PD {ratio:.2f}× ReLU's, not resolved at {level}{reach} (more replicas or held-out rows are "
+            f"needed to tell), {accuracy}.")

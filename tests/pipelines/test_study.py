@@ -50,6 +50,8 @@ def test_smoke_study_end_to_end_then_resume_skips_finished_cells(tmp_path):
     first = _study(workdir)
     assert first.returncode == 0, first.stderr[-3000:]
     results = _load(workdir)
+    # The console ends with the short table and one sentence per compared cell (recsys.study.report).
+    assert "PD ratio to ReLU [paired CI]" in first.stdout and "SmeLU β=1: " in first.stdout
     cells = results["cells"]
     assert [(c["label"], c["noise"], c["replicas"]) for c in cells] == [
         ("ReLU", "shuffle", 4), ("ReLU 2-ensemble", "shuffle", 4), ("SmeLU β=1", "shuffle", 4),
