@@ -9,8 +9,8 @@ seen in training map to the trained out-of-vocabulary id. The paper's toy model 
 cell: ReLU, SmeLU β = 0.25 and β = 1, and ReLU 3-ensembles at 3× budget and at equal budget. Replica r of every
 cell sees the same data order, so the study reports each cell's PD ratio to ReLU with a paired bootstrap interval,
 the AUC difference, a verdict per axis and the smallest PD change these 6 replicas can resolve. Two checkpoints
-are kept (every 200 steps), so the PD between a replica's last two snapshots can be measured next to the PD
-between replicas.
+are kept (every 200 steps of 512), so the PD between a replica's last two snapshots (`analysis.checkpoint_pd`)
+is measured next to the PD between replicas.
 """
 import ml_collections
 
@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.leak_free_vocabulary = True
     config.train.checkpoint_every_steps = 200
     config.train.keep_checkpoints = 2
+    config.analysis.checkpoint_pd = True
     config.grid.activations = ("relu", "smelu:beta=0.25", "smelu:beta=1")
     config.grid.noise = ("shuffle",)
     config.grid.replicas = 6
