@@ -119,8 +119,11 @@ class TrainingMode(abc.ABC):
         strategy, settling = self.context.strategy, self.context.settling
         train_step = make_synchronous_step(strategy, functools.partial(replica_fn, jitter=False),
                                            dataset.element_spec)
-        jitter_step = (make_synchronous_step(strategy, functools.partial(replica_fn, jitter=True),
-                                             dataset.element_spec) if settling.jitter_steps else None)
+        jitter_step = None
+        if settling.jitter_steps:
+            jitter_step = make_synchronous_step(strategy, functools.partial(replica_fn, jitter=True),
+                                                dataset.element_spec)
+            jitter_step.get_concrete_function()  # traced now, at start-up, not in the middle of the stream
         count = len(self.states)
         for batch in dataset:
             step += 1
