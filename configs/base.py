@@ -41,6 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.cross_layers = 0  # DCN-v2 cross layers before the MLP
     config.model.cross_projection_dim = 0  # low-rank cross layers; 0 = full rank
     config.model.jit_compile = False  # XLA for the dense part (embedding gradients stay sparse)
+    config.model.embedding_activation = False  # clip(f(embeddings)) before the first layer: a¹ = W¹ f(a⁰) + b¹
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.embedding_learning_rate = 0.05  # sparse Adagrad on the embedding tables
@@ -48,6 +49,27 @@ def get_config() -> ml_collections.ConfigDict:
     config.optimizer.dense = "adagrad"  # adagrad | adam | sgd, for every non-embedding variable
     config.optimizer.dense_learning_rate = 0.05
     config.optimizer.dense_initial_accumulator = 0.1  # adagrad only
+    # Learning-rate schedule of both optimizers, in examples consumed (docs/training.md, "Settling"):
+    # constant | warmup | inverse_sqrt | linear | cosine; linear and cosine decay to decay_floor × the base rate
+    # over schedule_examples (0 = the stream's length: summary.json, capped by data.max_examples).
+    config.optimizer.schedule = "constant"
+    config.optimizer.warmup_examples = 0
+    config.optimizer.decay_floor = 0.0
+    config.optimizer.schedule_examples = 0
+
+    # Weight averaging (docs/training.md, "Settling"): an exponential moving average of every trainable weight,
+    # a <- d·a + (1 - d)·w after each step once start_examples have been consumed (before: a = w); 0 = off.
+    # export: which weights the SavedModels hold (averaged | live); progressive_averaged: also score each batch
+    # with the averaged weights before training (one more forward pass).
+    config.averaging = ml_collections.ConfigDict()
+    config.averaging.ema_decay = 0.0
+    config.averaging.start_examples = 0
+    config.averaging.export = "averaged"
+    config.averaging.progressive_averaged = False
+
+    # Jitter (docs/training.md, "Settling"): every jitter_steps steps, the relative PD between the model now and
+    # jitter_steps steps ago on the same batch; 0 = off.
+    config.jitter_steps = 0
 
     # Replica mode (docs/training.md, "Replica mode"): R models of this config on one parsed stream, with the
     # progressive PD between them. noise: shuffle (replica r orders each window with seed.data + r) | init

@@ -12,7 +12,11 @@ Ratios (targets from the trainer issue):
      progressive-metrics code (`progressive_metrics_seconds` / rest of its training time; worst run shown);
   3. a SmeLU step vs a ReLU step in the trainer: ≤ 1.15×;
   4. `--replicas_only`: replica mode (issue 7), R=2 replicas (noise=shuffle: one parsed stream, one order per
-     replica, progressive PD) vs a single model on the same windowed-shuffle stream: time per example ≤ 1.9×.
+     replica, progressive PD) vs a single model on the same windowed-shuffle stream: time per example ≤ 1.9×;
+  5. `--settling_only`: the settling options (issue 15) vs plain training, time per example (target ≤ 1.05× for
+     EMA and for the jitter metric): weight averaging (EMA of every weight, embedding tables included, each
+     step), EMA with the averaged weights' progressive validation (one more forward pass per step), the jitter
+     metric every `--jitter_steps` steps, and all of them.
 
 Trainer rates are the trainer's own `steady_examples_per_sec` (between its first and last progress line, every
 10 steps, so tracing and start-up are excluded). Every variant runs `--repeats` times, interleaved, and the best
@@ -35,6 +39,9 @@ _BATCH = flags.DEFINE_integer("batch_size", 512, "Global batch size.")
 _VOCAB = flags.DEFINE_integer("vocab_size", 10_000, "Vocabulary size of each categorical feature.")
 _BLOCKS_ONLY = flags.DEFINE_bool("blocks_only", False, "Only the block micro-benchmark (layer norm, clipping).")
 _REPLICAS_ONLY = flags.DEFINE_bool("replicas_only", False, "Only replica mode: R=2 vs R=1 (time per example).")
+_SETTLING_ONLY = flags.DEFINE_bool("settling_only", False, "Only the settling options (EMA, jitter) vs plain.")
+_JITTER_STEPS = flags.DEFINE_integer("jitter_steps", 20, "N of the jitter metric (--settling_only).")
+_EMA_DECAY = flags.DEFINE_float("ema_decay", 0.999, "EMA decay (--settling_only).")
 
 HIDDEN = (1024, 512, 256, 128, 64, 16)
 CATEGORICAL = ("C1", "C2", "C3", "C4", "C5")
@@ -62,10 +69,10 @@ def _write_data(directory: str, examples: int, vocab_size: int) -> str:
 
 def _trainer_rate(data: str, workdir: str, batch_size: int, activation: str = "relu", progressive: bool = True,
                   plain: bool = False, normalization: str = "layer", replicas: int = 1,
-                  shuffle: str = "none") -> tuple[float, float]:
+                  shuffle: str = "none", overrides: dict | None = None) -> tuple[float, float]:
     """The trainer's steady (examples/s, examples per CPU second) on configs/criteo_toy.py.
 
-    `plain`: no normalisation, no clipping.
+    `plain`: no normalisation, no clipping. `overrides`: more config keys (dotted, e.g. "averaging.ema_decay").
     """
     from configs import criteo_toy
     from recsys.training.loop import Trainer
@@ -85,6 +92,9 @@ def _trainer_rate(data: str, workdir: str, batch_size: int, activation: str = "r
     config.log_every_steps = 10
     config.checkpoint_every_steps = 10**9
     config.export_saved_model = False
+    for key, value in (overrides or {}).items():
+        section, _, leaf = key.rpartition(".")
+        setattr(config.get(section) if section else config, leaf, value)
     trainer = Trainer(config, workdir, progressive=progressive)
     metrics = trainer.run().metrics
     if progressive:
@@ -178,6 +188,9 @@ def main(argv: list[str]) -> None:
     if _REPLICAS_ONLY.value:
         _replica_costs()
         return
+    if _SETTLING_ONLY.value:
+        _settling_costs()
+        return
     batch, examples = _BATCH.value, _EXAMPLES.value
     steps = examples // batch
     variants = {
@@ -245,6 +258,39 @@ def _replica_costs() -> None:
     one_cpu, two_cpu = (max(v[1] for v in rates[n]) for n in variants)
     print(f"{'cost of R=2 / R=1 (time per example)':58s} {one / two:6.3f} | {one_cpu / two_cpu:6.3f}  "
           "(target <= 1.9; wall | CPU)")
+
+
+def _settling_costs() -> None:
+    """EMA and jitter vs plain training: time per example, side by side (interleaved runs, best of each)."""
+    import tensorflow as tf
+
+    batch, examples = _BATCH.value, _EXAMPLES.value
+    ema = {"averaging.ema_decay": _EMA_DECAY.value}
+    jitter = {"jitter_steps": _JITTER_STEPS.value}
+    variants = {
+        "plain": {},
+        f"EMA (decay {_EMA_DECAY.value})": ema,
+        "EMA + progressive_averaged": {**ema, "averaging.progressive_averaged": True},
+        f"jitter every {_JITTER_STEPS.value} steps": jitter,
+        "EMA + progressive_averaged + jitter": {**ema, "averaging.progressive_averaged": True, **jitter},
+    }
+    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = _write_data(tmp, examples, _VOCAB.value)
+        for repeat in range(_REPEATS.value):
+            for index, (name, overrides) in enumerate(variants.items()):
+                workdir = os.path.join(tmp, f"settling_{repeat}_{index}")
+                rates[name].append(_trainer_rate(data, workdir, batch, overrides=overrides))
+    print(f"\nSettling benchmark: toy model, MLP {list(HIDDEN)}, {len(CATEGORICAL)} tables x {_VOCAB.value} ids x "
+          f"{EMBEDDING_DIM}, batch {batch}, {examples} examples, best of {_REPEATS.value}, TF {tf.__version__}, "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'variant':40s} {'examples/s':>11s} {'ex/CPU-s':>9s} {'time/plain':>11s}   all runs (examples/s)")
+    plain = max(v[0] for v in rates["plain"]), max(v[1] for v in rates["plain"])
+    for name, values in rates.items():
+        best = max(v[0] for v in values), max(v[1] for v in values)
+        print(f"{name:40s} {best[0]:11.0f} {best[1]:9.0f} {plain[0] / best[0]:6.3f} | {plain[1] / best[1]:5.3f}   "
+              f"{', '.join(f'{v[0]:.0f}' for v in values)}")
+    print("(time/plain: wall | CPU; target <= 1.05 for EMA and for jitter)")
 
 
 if __name__ == "__main__":

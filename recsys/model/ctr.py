@@ -3,6 +3,9 @@
     one embedding table per categorical feature ─┐
     numeric features ────────────────────────────┴─ concat ─ [DCN-v2 cross layers] ─ MLP blocks ─ Dense(1) ─ σ
 
+With `embedding_activation` the concatenated embeddings pass through the first block's activation and clip first
+(the paper's notation a¹ = W¹ f(a⁰) + b¹, f applied to the embedding layer's output).
+
 Embedding tables hold most parameters and only a few rows are touched per batch: their gradients are
 `tf.IndexedSlices` and are trained by a sparse (per-row) Adagrad; the dense part has its own optimizer
 (`recsys.training.task`). Hidden blocks are `recsys.model.mlp.MLPBlock`: dense → normalisation → activation → clip.
@@ -20,7 +23,9 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from recsys.data.features import FeatureSet
-from recsys.model.mlp import NORMALIZATIONS, MLPBlock
+from recsys.layers import activations
+from recsys.model.layer_norm import is_training
+from recsys.model.mlp import NORMALIZATIONS, MLPBlock, clip_activations
 
 DEFAULT_HIDDEN_UNITS = (1024, 512, 256, 128, 64, 16)
 
@@ -51,6 +56,8 @@ class ModelSpec:
       jit_compile: XLA-compile the dense part (cross + MLP + logit); embedding lookups stay outside so their
         gradients stay sparse.
       fold_weight_norm: the serving form: weight-normalised layers as plain Dense with folded kernels.
+      embedding_activation: apply the first hidden layer's activation, then its clip, to the concatenated
+        embeddings before the first layer (the paper's a¹ = W¹ f(a⁰) + b¹); numeric features pass unchanged.
     """
 
     embeddings: tuple[EmbeddingSpec, ...]
@@ -64,6 +71,7 @@ class ModelSpec:
     cross_projection_dim: int | None = None
     jit_compile: bool = False
     fold_weight_norm: bool = False
+    embedding_activation: bool = False
 
     def __post_init__(self):
         if not self.embeddings and not self.numeric:
@@ -120,6 +128,7 @@ class ModelSpec:
             cross_layers=int(model_config.cross_layers),
             cross_projection_dim=int(model_config.cross_projection_dim) or None,
             jit_compile=bool(model_config.jit_compile),
+            embedding_activation=bool(model_config.get("embedding_activation", False)),
         )
 
 
@@ -211,6 +220,9 @@ class CTRModel(tfrs.models.Model):
             )
             for i, (units, activation) in enumerate(zip(spec.hidden_units, spec.activations, strict=True))
         ]
+        # Its own instance of the first layer's activation (a learnable one gets its own parameters).
+        self.embedding_activation = (
+            activations.get(spec.activations[0]) if spec.embedding_activation and spec.embeddings else None)
         self.logit = tf.keras.layers.Dense(1, name="logit")
         self.task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.NONE)
@@ -218,13 +230,20 @@ class CTRModel(tfrs.models.Model):
         # Embedding lookups stay outside the compiled function so their gradients remain IndexedSlices.
         self._dense_logits = tf.function(self._dense_part, jit_compile=True) if spec.jit_compile else self._dense_part
 
-    def embed(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
-        """The concatenated layer-0 input [batch, spec.input_dim]."""
+    def embed(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """The concatenated layer-0 input [batch, spec.input_dim]: embeddings (through `clip(f(·))` with
+        `spec.embedding_activation`), then the numeric features."""
         parts = []
         for e, layer in zip(self.spec.embeddings, self.embedding_layers, strict=True):
             ids = tf.cast(features[e.name], tf.int64)
             ids = tf.where((ids >= 0) & (ids < e.vocab_size), ids, tf.zeros_like(ids))
             parts.append(layer(ids))
+        if self.embedding_activation is not None:
+            embedded = self.embedding_activation(tf.concat(parts, axis=1) if len(parts) > 1 else parts[0],
+                                                 training=training)
+            if self.spec.activation_clip:
+                embedded = clip_activations(embedded, self.spec.activation_clip, training=is_training(training))
+            parts = [embedded]
         if self.spec.numeric:
             parts.append(tf.stack([tf.cast(features[name], tf.float32) for name in self.spec.numeric], axis=1))
         return tf.concat(parts, axis=1) if len(parts) > 1 else parts[0]
@@ -238,7 +257,7 @@ class CTRModel(tfrs.models.Model):
         return tf.squeeze(self.logit(x), axis=1)
 
     def call(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        return self._dense_logits(self.embed(features), training=training)
+        return self._dense_logits(self.embed(features, training=training), training=training)
 
     def per_example_loss(self, features: dict[str, tf.Tensor], logits: tf.Tensor) -> tf.Tensor:
         """Binary cross-entropy of each example [batch] (the `tfrs.tasks.Ranking` loss)."""
@@ -276,6 +295,8 @@ class CTRModel(tfrs.models.Model):
             dst.set_weights(src.get_weights())
         for src, dst in zip(self.blocks, copy.blocks, strict=True):
             dst.set_serving_weights(src.serving_weights())
+        if self.embedding_activation is not None:
+            copy.embedding_activation.set_weights(self.embedding_activation.get_weights())
         copy.logit.set_weights(self.logit.get_weights())
         return copy
 

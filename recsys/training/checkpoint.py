@@ -8,6 +8,10 @@ Everything lives in one `tf.train.Checkpoint`, so it is written and committed as
 - `finished`: the stream was fully consumed;
 - `metrics`: each model's `ProgressiveMetrics` state (NumPy arrays), through `tf.train.experimental.PythonState`;
 - `replica_pd` (replica mode): the progressive PD and the predictions not yet aligned across replicas;
+- with the settling options (`recsys.training.settling`): `averaged_models` (each model's weight average),
+  `averaged_metrics` (progressive metrics of the averaged weights), `jitter_snapshots` (each model's weights of
+  `jitter_steps` steps ago) and `jitter` (the jitter measurements); absent when the options are off, so such
+  checkpoints are exactly what they were before;
 - `progress_curve`: the progressive AUC after each metrics chunk (`recsys.training.loop.ProgressCurve`). It is
   *optional* on restore: a checkpoint written before the curve existed resumes, with the curve starting there.
 
@@ -92,6 +96,12 @@ class TrainingCheckpoint:
             finished=self.finished,
             **{name: MetricsState(value) for name, value in (extra_state or {}).items()},
         )
+        if states and states[0].average is not None:
+            self._objects["averaged_models"] = [s.average.model for s in states]
+        if states and states[0].averaged_metrics is not None:
+            self._objects["averaged_metrics"] = [MetricsState(s.averaged_metrics) for s in states]
+        if states and states[0].snapshot is not None:
+            self._objects["jitter_snapshots"] = [s.snapshot for s in states]
         self.checkpoint = tf.train.Checkpoint(**self._objects)
         self.manager = (
             tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=keep, checkpoint_name=CHECKPOINT_PREFIX)

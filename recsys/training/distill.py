@@ -36,7 +36,7 @@ import tensorflow as tf
 from recsys.data.features import FeatureSet
 from recsys.data.input import SERIALIZED_KEY
 from recsys.serving import contract, scorer
-from recsys.training.task import ModelState, ReplicaOutputs, _global_count
+from recsys.training.task import ModelState, ReplicaOutputs, _global_count, with_extras
 
 ONLINE = "online"
 # Teacher probabilities are clipped to [EPSILON, 1 − EPSILON] before turning them into logits.
@@ -134,8 +134,10 @@ class SavedModelTeacher:
 
 
 def _update(state: ModelState, batch: dict[str, tf.Tensor], global_count: tf.Tensor,
-            target: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None) -> tuple[tf.Tensor, tf.Tensor]:
-    """One model's update: (logits of the pre-update weights, summed loss); `target` rewrites the label loss."""
+            target: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None, jitter: bool = False
+            ) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
+    """One model's update: (logits of the pre-update weights, summed loss, extras); `target` rewrites the label
+    loss."""
     model = state.model
     embedding_variables, dense_variables = model.embedding_variables, model.dense_variables
     with tf.GradientTape() as tape:
@@ -146,28 +148,26 @@ def _update(state: ModelState, batch: dict[str, tf.Tensor], global_count: tf.Ten
         loss_sum = tf.reduce_sum(per_example)
         loss = loss_sum / tf.maximum(global_count, 1.0)
     gradients = tape.gradient(loss, embedding_variables + dense_variables)
-    split = len(embedding_variables)
-    state.embedding_optimizer.apply_gradients(zip(gradients[:split], embedding_variables, strict=True))
-    state.dense_optimizer.apply_gradients(zip(gradients[split:], dense_variables, strict=True))
-    return logits, loss_sum
+    return logits, loss_sum, state.apply_gradients(gradients, batch, jitter)
 
 
 def replica_distill_step(states: Sequence[ModelState], batch: dict[str, tf.Tensor], teacher: SavedModelTeacher | None,
-                         label: str, spec: DistillSpec) -> ReplicaOutputs:
+                         label: str, spec: DistillSpec, jitter: bool = False) -> ReplicaOutputs:
     """Replica context (`task.make_synchronous_step`). `states` = the students (one, or R in replica mode with one
     order), then the online teacher when `teacher` is None.
 
-    Returns ([labels], [probabilities per state, pre-update weights], [summed loss per state], []); for the online
-    teacher its probabilities are σ of exactly the logits the students' losses used.
+    Returns ([labels], [probabilities per state, pre-update weights], [summed loss per state], []) and the
+    states' extras when there are any (`task.ReplicaOutputs`); for the online teacher its probabilities are σ of
+    exactly the logits the students' losses used.
     """
     global_count = _global_count(batch[label])
     features = {name: value for name, value in batch.items() if name != SERIALIZED_KEY}
     students = states[:-1] if teacher is None else states
-    probabilities, loss_sums = [], []
+    probabilities, loss_sums, extras = [], [], []
     if teacher is None:
         # The teacher's forward pass reads its variables before its own update (program order in the traced
         # step), and the students get those logits with the gradient stopped.
-        teacher_logits, teacher_loss = _update(states[-1], features, global_count)
+        teacher_logits, teacher_loss, teacher_extras = _update(states[-1], features, global_count, jitter=jitter)
         teacher_logits = tf.stop_gradient(teacher_logits)
     else:
         teacher_logits = tf.stop_gradient(teacher.logits(batch[SERIALIZED_KEY]))
@@ -176,10 +176,12 @@ def replica_distill_step(states: Sequence[ModelState], batch: dict[str, tf.Tenso
         return distillation_loss(label_loss, student_logits, teacher_logits, spec.weight, spec.temperature)
 
     for student in students:
-        student_logits, student_loss = _update(student, features, global_count, target)
+        student_logits, student_loss, student_extras = _update(student, features, global_count, target, jitter)
         probabilities.append(tf.sigmoid(student_logits))
         loss_sums.append(student_loss)
+        extras.append(student_extras)
     if teacher is None:
         probabilities.append(tf.sigmoid(teacher_logits))
         loss_sums.append(teacher_loss)
-    return [batch[label]], probabilities, loss_sums, []
+        extras.append(teacher_extras)
+    return with_extras(([batch[label]], probabilities, loss_sums, []), extras)

@@ -47,9 +47,19 @@ from recsys.training import parameter_server
 from recsys.training import strategy as strategy_lib
 from recsys.training.checkpoint import TrainingCheckpoint, checkpoint_directory
 from recsys.training.export import export_saved_model
-from recsys.training.metrics_record import ModelMetrics, ReplicaPD, TrainingMetrics, metrics_path
+from recsys.training.metrics_record import (
+    AveragedModelMetrics,
+    AveragingMetrics,
+    JitterMetrics,
+    JitterModelMetrics,
+    ModelMetrics,
+    ReplicaPD,
+    TrainingMetrics,
+    metrics_path,
+)
 from recsys.training.modes import ModeContext, TrainingMode, select_mode
 from recsys.training.replicas import AlignedPD, ReplicaPlan
+from recsys.training.settling import JitterTracker, SettlingSpec
 from recsys.training.task import ModelState
 
 # Config keys that may change between a run and its resumption (they do not change what is computed).
@@ -139,15 +149,21 @@ class Trainer:
         self.features: FeatureSet = self.source.features
         self.spec = ModelSpec.from_config(config.model, self.features)
         self.label = self.features.label.name
+        self.settling = SettlingSpec.from_config(config, self.source.expected_examples(int(config.data.max_examples)))
         self.mode.build(ModeContext(config=config, strategy=self.strategy, source=self.source, spec=self.spec,
-                                    label=self.label, new_metrics=self._new_metrics))
+                                    label=self.label, new_metrics=self._new_metrics, settling=self.settling))
         self.states: list[ModelState] = self.mode.states
+        # The jitter measurements (recsys.training.settling); part of the checkpoint.
+        self.jitter = (JitterTracker(len(self.states), int(config.metrics_window))
+                       if self.settling.jitter_steps else None)
         # Progressive PD between the models (replica mode); part of the checkpoint, like the metrics.
         self.replica_pd = (AlignedPD(plan.count, int(config.metrics_window), flush_every=self.mode.pd_flush_every())
                            if plan.count > 1 and progressive else None)
         # The progressive AUC after every metrics chunk, per model (convergence speed; part of the checkpoint).
         self.curve = ProgressCurve(len(self.states)) if progressive else None
         extra_state = {"replica_pd": self.replica_pd} if self.replica_pd is not None else {}
+        if self.jitter is not None:
+            extra_state["jitter"] = self.jitter
         if self.curve is not None:
             extra_state["progress_curve"] = self.curve
         directory = checkpoint_directory(workdir)
@@ -187,7 +203,9 @@ class Trainer:
         results = self.mode.results(step, examples)
         expected = self.source.expected_examples(max_examples)
         writer = tf.summary.create_file_writer(os.path.join(self.workdir, "tb")) if self.chief else None
-        pending = _PendingMetrics(self.states) if self.progressive else None
+        pending = _PendingMetrics([s.metrics for s in self.states]) if self.progressive else None
+        averaged = self.states[0].averaged_metrics is not None and self.progressive
+        pending_averaged = _PendingMetrics([s.averaged_metrics for s in self.states]) if averaged else None
         started_examples = examples
         started = time.perf_counter()
         last_log = (started, examples, time.process_time())
@@ -209,6 +227,10 @@ class Trainer:
             loss_count += size
             if pending is not None:
                 pending.add(result.labels, result.probabilities)
+            if pending_averaged is not None:
+                pending_averaged.add(result.labels, result.averaged_probabilities)
+            if self.jitter is not None and result.snapshot_probabilities is not None:
+                self.jitter.add(examples, result.labels, result.probabilities, result.snapshot_probabilities)
             if self.replica_pd is not None:
                 self.replica_pd.add(result.positions, result.probabilities)
             checkpoint_now = step % config.checkpoint_every_steps == 0
@@ -218,6 +240,8 @@ class Trainer:
                 checkpoint_now or log_now or done or pending.size >= METRICS_CHUNK_EXAMPLES)
             if metrics_flushed:
                 self._flush_metrics(pending, examples)
+                if pending_averaged is not None:
+                    pending_averaged.flush()
             if self.replica_pd is not None:
                 start_pd = time.perf_counter()
                 self.replica_pd.advance(examples, metrics_flushed)
@@ -234,6 +258,8 @@ class Trainer:
                 self.checkpoint.save(step, examples, elapsed)
             if done:
                 break
+        if pending_averaged is not None:
+            pending_averaged.flush()
         if pending is not None:
             if pending.size:
                 self._flush_metrics(pending, examples)
@@ -241,7 +267,7 @@ class Trainer:
                 # The end of the stream completes the last window; a max_examples cut leaves a window partly
                 # seen, in different examples per replica: only those every replica scored count.
                 self.replica_pd.flush(None)
-            self.progressive_seconds = pending.seconds
+            self.progressive_seconds = pending.seconds + (pending_averaged.seconds if pending_averaged else 0.0)
         finished_at = time.perf_counter()
         train_seconds += finished_at - started
         if first_log is not None and last_log[1] > first_log[1]:
@@ -289,6 +315,17 @@ class Trainer:
                 f" | progressive auc {r['auc']:.4f} logloss {r['logloss']:.5f} calibration {r['calibration']:.3f}"
                 f" | window auc {r['window_auc']:.4f} logloss {r['window_logloss']:.5f}"
             )
+        averaged = ([s.averaged_metrics.result() for s in self.states]
+                    if self.progressive and self.states[0].averaged_metrics is not None else [])
+        if averaged:
+            a = averaged[0]
+            line += (f" | averaged auc {a['auc']:.4f} logloss {a['logloss']:.5f} calibration "
+                     f"{a['calibration']:.3f}")
+        jitter = [self.jitter.result(i) for i in range(len(self.states))] if self.jitter is not None else []
+        if jitter:
+            j = jitter[0]
+            line += (f" | jitter pd {100 * j['relative_pd']:.2f}% (window {100 * j['window_relative_pd']:.2f}%) "
+                     f"snapshot calibration {j['snapshot_calibration']:.3f}")
         logging.info(line)
         if writer is None:
             return
@@ -300,6 +337,15 @@ class Trainer:
                 for key, value in result.items():
                     if key != "examples":
                         tf.summary.scalar(_tag(f"progressive/{key}", index, len(self.states)), value, step=examples)
+            for index, result in enumerate(averaged):
+                for key, value in result.items():
+                    if key != "examples":
+                        tf.summary.scalar(_tag(f"progressive_averaged/{key}", index, len(self.states)), value,
+                                          step=examples)
+            for index, result in enumerate(jitter):
+                for key, value in result.items():
+                    if math.isfinite(value):
+                        tf.summary.scalar(_tag(f"jitter/{key}", index, len(self.states)), value, step=examples)
             if self.replica_pd is not None:
                 for key, value in self.replica_pd.result().items():
                     if key != "examples" and math.isfinite(value):
@@ -336,8 +382,28 @@ class Trainer:
             saved_models=self.saved_model_paths() if self.config.export_saved_model else [],
             replica_pd=replica_pd,
             progressive_curve=self.curve.to_json() if self.curve is not None else None,
+            averaging=self._averaging_metrics(),
+            jitter=self._jitter_metrics(),
             **self.mode.metrics_fields(self.progressive),
         )
+
+    def _averaging_metrics(self) -> AveragingMetrics | None:
+        spec = self.settling.averaging
+        if not spec.enabled:
+            return None
+        models = None
+        if self.progressive and spec.progressive_averaged:
+            models = [AveragedModelMetrics(**{key: _finite_or_none(state.averaged_metrics.result()[key])
+                                              for key in AveragedModelMetrics.__dataclass_fields__})
+                      for state in self.states[: self.num_models]]
+        return AveragingMetrics(spec.ema_decay, spec.start_examples, spec.export, models)
+
+    def _jitter_metrics(self) -> JitterMetrics | None:
+        if self.jitter is None:
+            return None
+        models = [JitterModelMetrics(**{key: _finite_or_none(value) for key, value in self.jitter.result(i).items()})
+                  for i in range(self.num_models)]
+        return JitterMetrics(self.settling.jitter_steps, self.jitter.count, models)
 
     def saved_model_paths(self) -> list[str]:
         """Absolute SavedModel directories in replica order: saved_model, saved_model_1, ..."""
@@ -358,8 +424,10 @@ class Trainer:
                     self._export(state, path)
 
     def _export(self, state: ModelState, path: str) -> None:
-        """One model's SavedModel, with the data's features.json in assets.extra/."""
-        export_saved_model(state.model, self.features, path,
+        """One model's SavedModel (its weight average with `averaging.export = "averaged"`), with the data's
+        features.json in assets.extra/."""
+        averaged = self.settling.averaging.enabled and self.settling.averaging.export == "averaged"
+        export_saved_model(state.average.model if averaged else state.model, self.features, path,
                            extra_files={"features.json": json.dumps(self.features.to_json(), indent=2) + "\n"})
         logging.info("Exported %s", path)
 
@@ -383,7 +451,10 @@ class Trainer:
             raise ValueError(f"{self.workdir} was trained with a different config; export it with the config it "
                              f"was trained with. Differences (key: saved -> now): {'; '.join(differences)}")
         # Only the models: the optimizer slots and metrics in the checkpoint do not change what is served.
-        status = tf.train.Checkpoint(models=[state.model for state in self.states]).restore(checkpoint_path)
+        models = {"models": [state.model for state in self.states]}
+        if self.states[0].average is not None:
+            models["averaged_models"] = [state.average.model for state in self.states]
+        status = tf.train.Checkpoint(**models).restore(checkpoint_path)
         status.assert_existing_objects_matched().expect_partial()
         paths = [os.path.abspath(os.path.join(output_dir, name)) for name in self.mode.export_names()]
         tf.io.gfile.makedirs(output_dir)
@@ -413,12 +484,13 @@ class Trainer:
 
 
 class _PendingMetrics:
-    """Predictions waiting to be added to the progressive metrics (see METRICS_CHUNK_EXAMPLES)."""
+    """Predictions waiting to be added to progressive metrics, one accumulator per model (see
+    METRICS_CHUNK_EXAMPLES)."""
 
-    def __init__(self, states: list[ModelState]):
-        self.states = states
-        self.labels: list[list[np.ndarray]] = [[] for _ in states]
-        self.probabilities: list[list[np.ndarray]] = [[] for _ in states]
+    def __init__(self, metrics: list[Any]):
+        self.metrics = metrics
+        self.labels: list[list[np.ndarray]] = [[] for _ in metrics]
+        self.probabilities: list[list[np.ndarray]] = [[] for _ in metrics]
         self.size = 0
         self.seconds = 0.0  # wall time spent here: the cost of progressive validation
 
@@ -435,8 +507,8 @@ class _PendingMetrics:
         if not self.size:
             return
         start = time.perf_counter()
-        for state, label_store, store in zip(self.states, self.labels, self.probabilities, strict=True):
-            state.metrics.update(np.concatenate(label_store), np.concatenate(store))
+        for metrics, label_store, store in zip(self.metrics, self.labels, self.probabilities, strict=True):
+            metrics.update(np.concatenate(label_store), np.concatenate(store))
             store.clear()
             label_store.clear()
         self.size = 0

@@ -10,7 +10,12 @@ docs/training.md, "Outputs" (and "Replica mode", "Distillation", "Co-distillatio
     with R >= 2 models: models, progressive_relative_pd, window_relative_pd, progressive_absolute_pd,
     window_absolute_pd, progressive_pd_examples;
     distillation: distill_weight, distill_temperature, distill_teacher (+ teacher_progressive_{auc,logloss} online);
-    co-distillation: codistill_weight.
+    co-distillation: codistill_weight;
+    weight averaging (`config.averaging.ema_decay` > 0): ema_decay, ema_start_examples, export_weights, and with
+    progressive_averaged: progressive_averaged_{auc,logloss,calibration} (model 0) and `averaged_models` (per
+    replica);
+    jitter (`config.jitter_steps` > 0): jitter_steps, jitter_measurements, jitter_relative_pd,
+    jitter_window_relative_pd, jitter_snapshot_calibration (model 0) and `jitter_models` (per replica).
 
 Undefined values (AUC with one class) are null. `from_json(to_json())` round-trips; reading is lenient about
 keys an older trainer did not write (they read as None). No TensorFlow here: the study imports this module.
@@ -116,6 +121,89 @@ class TeacherMetrics:
 
 
 @dataclasses.dataclass(frozen=True)
+class AveragedModelMetrics:
+    """One model's progressive metrics of its averaged weights (each batch scored before training)."""
+
+    auc: float | None
+    logloss: float | None
+    calibration: float | None
+
+    def to_json(self) -> dict[str, float | None]:
+        return {f"progressive_averaged_{key}": getattr(self, key) for key in ("auc", "logloss", "calibration")}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AveragedModelMetrics:
+        return cls(*(data.get(f"progressive_averaged_{key}") for key in ("auc", "logloss", "calibration")))
+
+
+@dataclasses.dataclass(frozen=True)
+class AveragingMetrics:
+    """Weight averaging's settings and, with progressive_averaged, every replica's averaged metrics."""
+
+    ema_decay: float
+    start_examples: int
+    export: str
+    models: list[AveragedModelMetrics] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"ema_decay": self.ema_decay, "ema_start_examples": self.start_examples,
+                                "export_weights": self.export}
+        if self.models is not None:
+            data.update(self.models[0].to_json())
+            data["averaged_models"] = [model.to_json() for model in self.models]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AveragingMetrics | None:
+        if "ema_decay" not in data:
+            return None
+        models = data.get("averaged_models")
+        return cls(data["ema_decay"], data.get("ema_start_examples"), data.get("export_weights"),
+                   [AveragedModelMetrics.from_json(model) for model in models] if models is not None else None)
+
+
+JITTER_KEYS = ("relative_pd", "window_relative_pd", "snapshot_calibration")
+
+
+@dataclasses.dataclass(frozen=True)
+class JitterModelMetrics:
+    """One model's jitter (`recsys.training.settling`): PD against itself N steps earlier, the snapshot's
+    calibration on the last jitter batch."""
+
+    relative_pd: float | None
+    window_relative_pd: float | None
+    snapshot_calibration: float | None
+
+    def to_json(self) -> dict[str, float | None]:
+        return {f"jitter_{key}": getattr(self, key) for key in JITTER_KEYS}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JitterModelMetrics:
+        return cls(*(data.get(f"jitter_{key}") for key in JITTER_KEYS))
+
+
+@dataclasses.dataclass(frozen=True)
+class JitterMetrics:
+    """The jitter metric's N (`config.jitter_steps`), how many jitter steps were measured, and per replica."""
+
+    steps: int
+    measurements: int
+    models: list[JitterModelMetrics]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"jitter_steps": self.steps, "jitter_measurements": self.measurements,
+                **(self.models[0].to_json() if self.models else {}),
+                "jitter_models": [model.to_json() for model in self.models]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JitterMetrics | None:
+        if "jitter_steps" not in data:
+            return None
+        return cls(data["jitter_steps"], data.get("jitter_measurements"),
+                   [JitterModelMetrics.from_json(model) for model in data.get("jitter_models") or []])
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainingMetrics:
     """The content of metrics.json.
 
@@ -125,6 +213,7 @@ class TrainingMetrics:
       replica_pd: progressive PD (R >= 2 with progressive validation), else None.
       progressive_curve: `recsys.training.loop.ProgressCurve.to_json()` (None: no progressive validation).
       distill, teacher, codistill_weight: the training mode's fields (`recsys.training.modes`), None when off.
+      averaging, jitter: weight averaging and the jitter metric (`recsys.training.settling`), None when off.
     """
 
     examples: int | None
@@ -144,6 +233,8 @@ class TrainingMetrics:
     distill: DistillMetrics | None = None
     teacher: TeacherMetrics | None = None
     codistill_weight: float | None = None
+    averaging: AveragingMetrics | None = None
+    jitter: JitterMetrics | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The metrics.json dict (keys in the module docstring)."""
@@ -175,6 +266,10 @@ class TrainingMetrics:
             data["codistill_weight"] = self.codistill_weight
         if self.teacher is not None:
             data.update(self.teacher.to_json())
+        if self.averaging is not None:
+            data.update(self.averaging.to_json())
+        if self.jitter is not None:
+            data.update(self.jitter.to_json())
         return data
 
     @classmethod
@@ -204,6 +299,8 @@ class TrainingMetrics:
             distill=DistillMetrics.from_json(data),
             teacher=TeacherMetrics.from_json(data),
             codistill_weight=data.get("codistill_weight"),
+            averaging=AveragingMetrics.from_json(data),
+            jitter=JitterMetrics.from_json(data),
         )
 
     @classmethod

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -37,6 +38,7 @@ from recsys.training import distill, parameter_server
 from recsys.training import strategy as strategy_lib
 from recsys.training.metrics_record import DistillMetrics, TeacherMetrics
 from recsys.training.replicas import ReplicaPlan
+from recsys.training.settling import SettlingSpec
 from recsys.training.task import (
     ModelState,
     StepResult,
@@ -66,6 +68,7 @@ class ModeContext:
     spec: ModelSpec
     label: str
     new_metrics: Callable[[], Any]  # a fresh ProgressiveMetrics
+    settling: SettlingSpec = SettlingSpec()  # schedule, weight averaging, jitter of every state
 
 
 class TrainingMode(abc.ABC):
@@ -90,7 +93,8 @@ class TrainingMode(abc.ABC):
         with context.strategy.scope():
             for init_seed in self.plan.init_seeds:
                 self.states.append(build_model_state(context.spec, context.label, context.config.optimizer,
-                                                     init_seed=init_seed, metrics_factory=context.new_metrics))
+                                                     init_seed=init_seed, metrics_factory=context.new_metrics,
+                                                     settling=context.settling))
             self.states.extend(self._extra_states(context))
 
     def _extra_states(self, context: ModeContext) -> list[ModelState]:
@@ -113,13 +117,26 @@ class TrainingMode(abc.ABC):
         aligned (one order), so PD is added with every progressive-metrics chunk."""
         return None
 
-    def _synchronous_results(self, dataset: Any, replica_fn: Callable, examples: int) -> Iterator[StepResult]:
-        """Runs `replica_fn` (task.ReplicaOutputs) on every batch of the distributed `dataset`. Every process
-        gets the whole global batch's labels and predictions (all-gathered)."""
-        train_step = make_synchronous_step(self.context.strategy, replica_fn, dataset.element_spec)
+    def _synchronous_results(self, dataset: Any, replica_fn: Callable, step: int, examples: int
+                             ) -> Iterator[StepResult]:
+        """Runs `replica_fn(batch, jitter=...)` (task.ReplicaOutputs) on every batch of the distributed `dataset`,
+        from global step `step` on; jitter steps (`SettlingSpec.is_jitter_step`) run a second traced step that
+        also scores the batch with the jitter snapshot. Every process gets the whole global batch's labels and
+        predictions (all-gathered)."""
+        strategy, settling = self.context.strategy, self.context.settling
+        train_step = make_synchronous_step(strategy, functools.partial(replica_fn, jitter=False),
+                                           dataset.element_spec)
+        jitter_step = None
+        if settling.jitter_steps:
+            jitter_step = make_synchronous_step(strategy, functools.partial(replica_fn, jitter=True),
+                                                dataset.element_spec)
+            jitter_step.get_concrete_function()  # traced now, at start-up, not in the middle of the stream
         count = len(self.states)
         for batch in dataset:
-            labels, probabilities, losses, positions = train_step(batch)
+            step += 1
+            outputs = (jitter_step if settling.is_jitter_step(step) else train_step)(batch)
+            labels, probabilities, losses, positions = outputs[:4]
+            extras = outputs[4] if len(outputs) > 4 else [{}]
             labels = [t.numpy() for t in labels]
             size = labels[0].size
             yield StepResult(
@@ -128,8 +145,15 @@ class TrainingMode(abc.ABC):
                 losses=[float(loss) for loss in losses],
                 positions=([p.numpy() for p in positions] if positions
                            else [np.arange(examples, examples + size)] * count),
+                averaged_probabilities=_extra(extras, "averaged"),
+                snapshot_probabilities=_extra(extras, "snapshot"),
             )
             examples += size
+
+
+def _extra(extras: list[dict[str, Any]], key: str) -> list[np.ndarray] | None:
+    """Every model's `key` extra as NumPy, or None when the step has none."""
+    return [extra[key].numpy() for extra in extras] if key in extras[0] else None
 
 
 class SharedOrderMode(TrainingMode):
@@ -145,10 +169,10 @@ class SharedOrderMode(TrainingMode):
         dataset = context.source.distributed_dataset(context.strategy, context.config.data.batch_size,
                                                      start_offset=examples)
 
-        def replica_fn(batch):
-            return replica_train_step(self.states, batch, context.label, self.codistill_weight)
+        def replica_fn(batch, jitter):
+            return replica_train_step(self.states, batch, context.label, self.codistill_weight, jitter)
 
-        yield from self._synchronous_results(dataset, replica_fn, examples)
+        yield from self._synchronous_results(dataset, replica_fn, step, examples)
 
     def metrics_fields(self, progressive: bool) -> dict[str, Any]:
         return {"codistill_weight": self.codistill_weight} if self.codistill_weight > 0 else {}
@@ -163,10 +187,10 @@ class PerReplicaOrderMode(SharedOrderMode):
         dataset = context.source.replica_distributed_dataset(
             context.strategy, context.config.data.batch_size, self.plan.data_seeds, start_offset=examples)
 
-        def replica_fn(batches):
-            return replica_train_step_per_model(self.states, batches, context.label, self.codistill_weight)
+        def replica_fn(batches, jitter):
+            return replica_train_step_per_model(self.states, batches, context.label, self.codistill_weight, jitter)
 
-        yield from self._synchronous_results(dataset, replica_fn, examples)
+        yield from self._synchronous_results(dataset, replica_fn, step, examples)
 
     def pd_flush_every(self) -> int | None:
         # Window boundaries are fixed positions of the stream, so resumed and uninterrupted runs add the same
@@ -205,17 +229,18 @@ class DistillMode(TrainingMode):
         if not self.spec.online:
             return []
         return [build_model_state(self.teacher_spec(), context.label, context.config.optimizer,
-                                  init_seed=max(self.plan.init_seeds) + 1, metrics_factory=context.new_metrics)]
+                                  init_seed=max(self.plan.init_seeds) + 1, metrics_factory=context.new_metrics,
+                                  settling=context.settling)]
 
     def results(self, step: int, examples: int) -> Iterator[StepResult]:
         context = self.context
         dataset = context.source.distributed_dataset(context.strategy, context.config.data.batch_size,
                                                      start_offset=examples)
 
-        def replica_fn(batch):
-            return distill.replica_distill_step(self.states, batch, self.teacher, context.label, self.spec)
+        def replica_fn(batch, jitter):
+            return distill.replica_distill_step(self.states, batch, self.teacher, context.label, self.spec, jitter)
 
-        yield from self._synchronous_results(dataset, replica_fn, examples)
+        yield from self._synchronous_results(dataset, replica_fn, step, examples)
 
     def export_names(self) -> list[str]:
         return super().export_names() + (["saved_model_teacher"] if self.spec.online else [])
@@ -252,9 +277,9 @@ def select_mode(config: Any, plan: ReplicaPlan) -> TrainingMode:
     """The training mode of `config` (before any TensorFlow object is built).
 
     Raises:
-      ValueError: replicas under parameter servers; per-replica orders, or distillation, under a strategy other
-        than 'default'/'mirrored'; distillation with per-replica orders; a bad `config.distill` or
-        `config.codistill.weight`; distillation together with co-distillation.
+      ValueError: replicas, weight averaging or jitter under parameter servers; per-replica orders, or
+        distillation, under a strategy other than 'default'/'mirrored'; distillation with per-replica orders; a
+        bad `config.distill` or `config.codistill.weight`; distillation together with co-distillation.
     """
     if plan.count > 1 and config.strategy == "parameter_server":
         raise ValueError(
@@ -285,12 +310,25 @@ def select_mode(config: Any, plan: ReplicaPlan) -> TrainingMode:
             f"teacher={distill_spec.teacher!r}, codistill.weight={codistill_weight!r}"
         )
     if config.strategy == "parameter_server":
+        _check_parameter_server_settling(config)
         return ParameterServerMode(plan)
     if distill_spec.enabled:
         return DistillMode(plan, distill_spec)
     if plan.separate_orders:
         return PerReplicaOrderMode(plan, codistill_weight)
     return SharedOrderMode(plan, codistill_weight)
+
+
+def _check_parameter_server_settling(config: Any) -> None:
+    """Weight averaging and jitter need the synchronous step (`ModelState.apply_gradients` in `strategy.run`)."""
+    averaging = config.get("averaging") if hasattr(config, "get") else None
+    decay = averaging.ema_decay if averaging is not None else 0.0
+    jitter = config.get("jitter_steps", 0) if hasattr(config, "get") else 0
+    if decay or jitter:
+        raise ValueError(
+            "Weight averaging (config.averaging.ema_decay) and the jitter metric (config.jitter_steps) run under "
+            "strategy 'default', 'mirrored' or 'multi_worker_mirrored', not 'parameter_server' (asynchronous steps "
+            f"have no single 'N steps ago'). Received: ema_decay={decay!r}, jitter_steps={jitter!r}")
 
 
 def _codistill_weight(config: Any, plan: ReplicaPlan) -> float:

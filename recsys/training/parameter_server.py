@@ -90,7 +90,7 @@ def coordinator_results(
 
     @tf.function
     def worker_step(batch):
-        _, probabilities, loss_sums, _ = strategy.run(replica_train_step, args=(states, batch, label))
+        _, probabilities, loss_sums, _ = strategy.run(replica_train_step, args=(states, batch, label))[:4]
         return probabilities, loss_sums
 
     workers = len(tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec().as_dict().get("worker", ()))

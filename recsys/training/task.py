@@ -22,6 +22,9 @@ import numpy as np
 import tensorflow as tf
 
 from recsys.model.ctr import CTRModel, ModelSpec, build_model
+from recsys.training.averaging import WeightAverage, assign_variables
+from recsys.training.schedules import ScheduleSpec
+from recsys.training.settling import SettlingSpec
 
 DENSE_OPTIMIZERS = ("adagrad", "adam", "sgd")
 
@@ -35,12 +38,18 @@ class StepResult:
       probabilities: the model's predictions on them with its pre-update weights [N] (score-before-train).
       losses: the model's mean loss over the global batch.
       positions: the examples' positions in the time-ordered stream [N] (progressive PD aligns replicas by them).
+      averaged_probabilities: with `config.averaging.progressive_averaged`, the averaged weights' predictions on
+        the same examples before this step [N]; else None.
+      snapshot_probabilities: on a jitter step (`recsys.training.settling`), the predictions of the weights of
+        `jitter_steps` steps earlier on the same examples [N]; else None.
     """
 
     labels: list[np.ndarray]
     probabilities: list[np.ndarray]
     losses: list[float]
     positions: list[np.ndarray]
+    averaged_probabilities: list[np.ndarray] | None = None
+    snapshot_probabilities: list[np.ndarray] | None = None
 
     @property
     def size(self) -> int:
@@ -50,34 +59,69 @@ class StepResult:
 
 @dataclasses.dataclass
 class ModelState:
-    """One trained model with its two optimizers and its progressive metrics."""
+    """One trained model with its two optimizers and its progressive metrics.
+
+    With settling options (`recsys.training.settling`): `average` holds the EMA of its weights (scored into
+    `averaged_metrics` when `progressive_averaged`), `snapshot` its weights of `jitter_steps` steps ago.
+    """
 
     model: CTRModel
     embedding_optimizer: tf.keras.optimizers.Optimizer
     dense_optimizer: tf.keras.optimizers.Optimizer
     metrics: Any  # recsys.metrics.streaming.ProgressiveMetrics
+    average: WeightAverage | None = None
+    averaged_metrics: Any = None  # ProgressiveMetrics of the averaged weights (progressive_averaged)
+    snapshot: CTRModel | None = None
 
     def build_optimizers(self) -> None:
         """Creates the optimizer slots now, so a checkpoint restores into existing variables."""
         self.embedding_optimizer.build(self.model.embedding_variables)
         self.dense_optimizer.build(self.model.dense_variables)
 
+    def apply_gradients(self, gradients: Sequence[Any], batch: dict[str, tf.Tensor], jitter: bool = False
+                        ) -> dict[str, tf.Tensor]:
+        """Applies the gradients of `embedding_variables + dense_variables` (after the forward pass that scored
+        `batch`), with the settling work around the update; returns the extra predictions on `batch`:
+        "averaged" (the averaged weights before this step's averaging; `averaged_metrics` set) and, when `jitter`,
+        "snapshot" (the snapshot's weights, N steps older than the live pre-update ones, which it then takes).
 
-def make_embedding_optimizer(optimizer_config: Any) -> tf.keras.optimizers.Optimizer:
-    """Adagrad for the embedding tables: applied to `tf.IndexedSlices`, it updates only the rows looked up."""
+        Reads of a variable are ordered before its later writes in the traced step (program order), so every
+        prediction here is of the weights before this step's update.
+        """
+        extras = {}
+        step = self.embedding_optimizer.iterations + 1 if self.average is not None else None
+        if self.averaged_metrics is not None:
+            extras["averaged"] = tf.sigmoid(self.average.model(batch, training=True))
+        if jitter:
+            extras["snapshot"] = tf.sigmoid(self.snapshot(batch, training=True))
+            assign_variables(self.snapshot.variables, self.model.variables)
+        split = len(self.model.embedding_variables)
+        self.embedding_optimizer.apply_gradients(
+            zip(gradients[:split], self.model.embedding_variables, strict=True))
+        self.dense_optimizer.apply_gradients(zip(gradients[split:], self.model.dense_variables, strict=True))
+        if self.average is not None:
+            self.average.update(self.model, step)
+        return extras
+
+
+def make_embedding_optimizer(optimizer_config: Any, schedule: ScheduleSpec | None = None
+                             ) -> tf.keras.optimizers.Optimizer:
+    """Adagrad for the embedding tables: applied to `tf.IndexedSlices`, it updates only the rows looked up.
+    `schedule` (default constant) scales `embedding_learning_rate` over the stream."""
     _check_positive("config.optimizer.embedding_learning_rate", optimizer_config.embedding_learning_rate)
     return tf.keras.optimizers.Adagrad(
-        learning_rate=float(optimizer_config.embedding_learning_rate),
+        learning_rate=(schedule or ScheduleSpec()).learning_rate(float(optimizer_config.embedding_learning_rate)),
         initial_accumulator_value=float(optimizer_config.embedding_initial_accumulator),
         jit_compile=False,
     )
 
 
-def make_dense_optimizer(optimizer_config: Any) -> tf.keras.optimizers.Optimizer:
-    """The optimizer of every non-embedding variable: adagrad | adam | sgd."""
+def make_dense_optimizer(optimizer_config: Any, schedule: ScheduleSpec | None = None
+                         ) -> tf.keras.optimizers.Optimizer:
+    """The optimizer of every non-embedding variable: adagrad | adam | sgd; `schedule` scales its rate."""
     name = optimizer_config.dense
-    learning_rate = float(optimizer_config.dense_learning_rate)
-    _check_positive("config.optimizer.dense_learning_rate", learning_rate)
+    _check_positive("config.optimizer.dense_learning_rate", float(optimizer_config.dense_learning_rate))
+    learning_rate = (schedule or ScheduleSpec()).learning_rate(float(optimizer_config.dense_learning_rate))
     if name == "adagrad":
         return tf.keras.optimizers.Adagrad(
             learning_rate=learning_rate,
@@ -97,54 +141,76 @@ def _check_positive(key: str, value: float) -> None:
 
 
 def build_model_state(
-    spec: ModelSpec, label: str, optimizer_config: Any, init_seed: int, metrics_factory: Callable[[], Any]
+    spec: ModelSpec, label: str, optimizer_config: Any, init_seed: int, metrics_factory: Callable[[], Any],
+    settling: SettlingSpec | None = None,
 ) -> ModelState:
-    """A freshly initialised model (seeded by `init_seed`), its optimizers (slots built) and metrics.
+    """A freshly initialised model (seeded by `init_seed`), its optimizers (slots built) and metrics, with the
+    learning-rate schedule, weight average and jitter snapshot of `settling` (default: none).
 
     Call inside `strategy.scope()` to distribute the variables. Models built with the same seed start with
     identical weights.
     """
+    settling = settling or SettlingSpec()
     tf.keras.utils.set_random_seed(int(init_seed))
     state = ModelState(
         model=build_model(spec, label=label),
-        embedding_optimizer=make_embedding_optimizer(optimizer_config),
-        dense_optimizer=make_dense_optimizer(optimizer_config),
+        embedding_optimizer=make_embedding_optimizer(optimizer_config, settling.schedule),
+        dense_optimizer=make_dense_optimizer(optimizer_config, settling.schedule),
         metrics=metrics_factory(),
     )
     state.build_optimizers()
+    averaging = settling.averaging
+    if averaging.enabled:
+        state.average = WeightAverage(build_model(spec, label=label), state.model, averaging,
+                                      settling.schedule.batch_size)
+        state.averaged_metrics = metrics_factory() if averaging.progressive_averaged else None
+    if settling.jitter_steps:
+        state.snapshot = build_model(spec, label=label)
+        assign_variables(state.snapshot.variables, state.model.variables)
     return state
 
 
 # What a replica-context step returns (`make_synchronous_step`): ([labels [n]], [probabilities [n] per model],
 # [summed loss per model], [positions [n]]), with one labels entry when every model trains on the same batch, and
-# positions only when the batch carries them (per-replica orders).
-ReplicaOutputs = tuple[list[tf.Tensor], list[tf.Tensor], list[tf.Tensor], list[tf.Tensor]]
+# positions only when the batch carries them (per-replica orders); a fifth entry, [extras per model]
+# (`ModelState.apply_gradients`), only when a model averages with progressive scoring or it is a jitter step.
+ReplicaOutputs = tuple
 
 
 def replica_train_step(
-    states: Sequence[ModelState], batch: dict[str, tf.Tensor], label: str, codistill_weight: float = 0.0
+    states: Sequence[ModelState], batch: dict[str, tf.Tensor], label: str, codistill_weight: float = 0.0,
+    jitter: bool = False,
 ) -> ReplicaOutputs:
     """Trains every model on this replica's share of one global batch (replica context).
 
     The loss is the sum of per-example cross-entropies divided by the number of examples in the global batch
     (summed over replicas, so uneven final batches are weighted right); gradients are summed across replicas by
     the optimizers. Embedding gradients are `tf.IndexedSlices` and stay so through the sparse Adagrad update.
-    `codistill_weight` > 0: the models are co-distilled (`replica_codistill_step`).
+    `codistill_weight` > 0: the models are co-distilled (`replica_codistill_step`). `jitter`: a jitter step
+    (`recsys.training.settling`).
 
     Returns:
-      ([labels [n]], per model: probabilities [n] computed with the pre-update weights, per model: summed loss, []).
+      ([labels [n]], per model: probabilities [n] computed with the pre-update weights, per model: summed loss, [])
+      and the models' extras when there are any (`ReplicaOutputs`).
     """
     labels = batch[label]
     if codistill_weight > 0:
-        probabilities, loss_sums = replica_codistill_step(states, [batch] * len(states), label, codistill_weight)
-        return [labels], probabilities, loss_sums, []
+        probabilities, loss_sums, extras = replica_codistill_step(states, [batch] * len(states), label,
+                                                                  codistill_weight, jitter)
+        return with_extras(([labels], probabilities, loss_sums, []), extras)
     global_count = _global_count(labels)
-    probabilities, loss_sums = [], []
+    probabilities, loss_sums, extras = [], [], []
     for state in states:
-        probability, loss_sum = _train_model(state, batch, global_count)
+        probability, loss_sum, extra = _train_model(state, batch, global_count, jitter)
         probabilities.append(probability)
         loss_sums.append(loss_sum)
-    return [labels], probabilities, loss_sums, []
+        extras.append(extra)
+    return with_extras(([labels], probabilities, loss_sums, []), extras)
+
+
+def with_extras(outputs: tuple, extras: list[dict[str, tf.Tensor]]) -> ReplicaOutputs:
+    """`outputs` (four lists) with the models' extras appended when any model has some."""
+    return (*outputs, extras) if any(extras) else outputs
 
 
 def _global_count(labels: tf.Tensor) -> tf.Tensor:
@@ -155,8 +221,8 @@ def _global_count(labels: tf.Tensor) -> tf.Tensor:
     return local
 
 
-def _train_model(state: ModelState, batch: dict[str, tf.Tensor], global_count: tf.Tensor):
-    """One model's update on `batch`: (probabilities with the pre-update weights, summed loss)."""
+def _train_model(state: ModelState, batch: dict[str, tf.Tensor], global_count: tf.Tensor, jitter: bool = False):
+    """One model's update on `batch`: (probabilities with the pre-update weights, summed loss, extras)."""
     model = state.model
     embedding_variables, dense_variables = model.embedding_variables, model.dense_variables
     with tf.GradientTape() as tape:
@@ -164,10 +230,8 @@ def _train_model(state: ModelState, batch: dict[str, tf.Tensor], global_count: t
         loss_sum = tf.reduce_sum(model.per_example_loss(batch, logits))
         loss = loss_sum / tf.maximum(global_count, 1.0)
     gradients = tape.gradient(loss, embedding_variables + dense_variables)
-    split = len(embedding_variables)
-    state.embedding_optimizer.apply_gradients(zip(gradients[:split], embedding_variables, strict=True))
-    state.dense_optimizer.apply_gradients(zip(gradients[split:], dense_variables, strict=True))
-    return tf.sigmoid(logits), loss_sum
+    extras = state.apply_gradients(gradients, batch, jitter)
+    return tf.sigmoid(logits), loss_sum, extras
 
 
 def codistill_losses(states: Sequence[ModelState], batches: Sequence[dict[str, tf.Tensor]],
@@ -206,8 +270,9 @@ def codistill_losses(states: Sequence[ModelState], batches: Sequence[dict[str, t
 
 
 def replica_codistill_step(states: Sequence[ModelState], batches: Sequence[dict[str, tf.Tensor]], label: str,
-                           weight: float) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
-    """One co-distilled update of every model (replica context): ([probabilities [n]], [summed loss]).
+                           weight: float, jitter: bool = False
+                           ) -> tuple[list[tf.Tensor], list[tf.Tensor], list[dict[str, tf.Tensor]]]:
+    """One co-distilled update of every model (replica context): ([probabilities [n]], [summed loss], [extras]).
 
     `batches[r]` is model r's batch (the same object for every model when they share one order). The summed
     loss reported is the mixed loss of `codistill_losses`.
@@ -222,18 +287,16 @@ def replica_codistill_step(states: Sequence[ModelState], batches: Sequence[dict[
         total = tf.add_n([s / tf.maximum(c, 1.0) for s, c in zip(loss_sums, counts, strict=True)])
     flat = [v for model_variables in variables for v in model_variables]
     gradients = tape.gradient(total, flat)
-    start = 0
-    for state, model_variables in zip(states, variables, strict=True):
+    start, extras = 0, []
+    for state, model_variables, batch in zip(states, variables, batches, strict=True):
         grads = gradients[start:start + len(model_variables)]
         start += len(model_variables)
-        split = len(state.model.embedding_variables)
-        state.embedding_optimizer.apply_gradients(zip(grads[:split], model_variables[:split], strict=True))
-        state.dense_optimizer.apply_gradients(zip(grads[split:], model_variables[split:], strict=True))
-    return [tf.sigmoid(z) for z in logits], loss_sums
+        extras.append(state.apply_gradients(grads, batch, jitter))
+    return [tf.sigmoid(z) for z in logits], loss_sums, extras
 
 
 def replica_train_step_per_model(states: Sequence[ModelState], batches: Sequence[Any], label: str,
-                                 codistill_weight: float = 0.0) -> ReplicaOutputs:
+                                 codistill_weight: float = 0.0, jitter: bool = False) -> ReplicaOutputs:
     """Like `replica_train_step`, but model r trains on its own batch `batches[r] = (features, positions)`.
 
     Returns:
@@ -242,17 +305,18 @@ def replica_train_step_per_model(states: Sequence[ModelState], batches: Sequence
     """
     if codistill_weight > 0:
         features = [batch for batch, _ in batches]
-        probabilities, loss_sums = replica_codistill_step(states, features, label, codistill_weight)
-        return ([batch[label] for batch in features], probabilities, loss_sums,
-                [position for _, position in batches])
-    labels, probabilities, loss_sums, positions = [], [], [], []
+        probabilities, loss_sums, extras = replica_codistill_step(states, features, label, codistill_weight, jitter)
+        return with_extras(([batch[label] for batch in features], probabilities, loss_sums,
+                            [position for _, position in batches]), extras)
+    labels, probabilities, loss_sums, positions, extras = [], [], [], [], []
     for state, (batch, position) in zip(states, batches, strict=True):
-        probability, loss_sum = _train_model(state, batch, _global_count(batch[label]))
+        probability, loss_sum, extra = _train_model(state, batch, _global_count(batch[label]), jitter)
         labels.append(batch[label])
         probabilities.append(probability)
         loss_sums.append(loss_sum)
         positions.append(position)
-    return labels, probabilities, loss_sums, positions
+        extras.append(extra)
+    return with_extras((labels, probabilities, loss_sums, positions), extras)
 
 
 def make_synchronous_step(strategy: tf.distribute.Strategy, replica_fn: Callable, element_spec: Any = None
@@ -265,17 +329,21 @@ def make_synchronous_step(strategy: tf.distribute.Strategy, replica_fn: Callable
     only when the batch carries them (per-replica orders), else `[]`. The step returns the same four lists gathered
     (global batch N), with each summed loss turned into the global mean over its model's labels. `element_spec`
     (the distributed dataset's) fixes the signature, so the final partial batch does not trigger a second trace.
+    A fifth entry of per-model extras (`ReplicaOutputs`) is gathered likewise and returned as a fifth list.
     """
 
     @tf.function(input_signature=[element_spec] if element_spec is not None else None)
     def train_step(batch):
-        labels, probabilities, loss_sums, positions = strategy.run(replica_fn, args=(batch,))
+        outputs = strategy.run(replica_fn, args=(batch,))
+        labels, probabilities, loss_sums, positions = outputs[:4]
+        extras = ([{key: strategy.gather(value, axis=0) for key, value in extra.items()} for extra in outputs[4]]
+                  if len(outputs) > 4 else None)
         labels = [strategy.gather(t, axis=0) for t in labels]
         probabilities = [strategy.gather(p, axis=0) for p in probabilities]
         positions = [strategy.gather(p, axis=0) for p in positions]
         counts = [tf.maximum(tf.cast(tf.shape(t)[0], tf.float32), 1.0) for t in labels]
         losses = [strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None) / counts[min(i, len(counts) - 1)]
                   for i, loss_sum in enumerate(loss_sums)]
-        return labels, probabilities, losses, positions
+        return (labels, probabilities, losses, positions) + ((extras,) if extras is not None else ())
 
     return train_step

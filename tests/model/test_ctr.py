@@ -278,3 +278,40 @@ def test_serving_copy_equals_the_trained_model(normalization):
         assert not any(isinstance(b.dense, type(model.blocks[0].dense)) for b in copy.blocks)
     batch = _batch(32, seed=9)
     np.testing.assert_allclose(copy(batch).numpy(), model(batch).numpy(), rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Activation on the embeddings (config.model.embedding_activation): a¹ = W¹ f(a⁰) + b¹.
+
+
+@pytest.mark.parametrize("activation", ["relu", "smelu:beta=1", "swish"])
+def test_embedding_activation_feeds_clip_of_f_of_the_embeddings_to_the_first_layer(activation):
+    config = _config(activation=activation, embedding_activation=True, activation_clip=0.5)
+    model = build_model(ModelSpec.from_config(config.model, FEATURES))
+    plain = build_model(ModelSpec.from_config(_config(activation=activation, activation_clip=0.5).model, FEATURES))
+    for layer in model.embedding_layers:  # spread beyond the clip, so that it matters
+        layer.embeddings.assign(layer.embeddings * 40.0)
+    batch = _batch()
+    raw = tf.concat([layer(batch[e.name]) for e, layer in zip(model.spec.embeddings, model.embedding_layers,
+                                                                strict=True)], axis=1)
+    f = activations.get(activation)
+    expected = tf.clip_by_value(f(raw), -0.5, 0.5)
+    numeric = tf.stack([batch[f.name] for f in FEATURES.numeric], axis=1)
+    first_input = model.embed(batch)
+    np.testing.assert_allclose(first_input[:, :raw.shape[1]].numpy(), expected.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(first_input[:, raw.shape[1]:].numpy(), numeric.numpy())  # numeric: as they are
+    assert np.any(raw.numpy() > 0.6) and np.any(raw.numpy() < -0.6)
+    np.testing.assert_allclose(model(batch).numpy(), model._dense_part(first_input).numpy(), rtol=1e-6)
+    # Off (the default): the first layer gets the raw embeddings, as before.
+    assert not plain.spec.embedding_activation and plain.embedding_activation is None
+    np.testing.assert_array_equal(plain.embed(batch)[:, :raw.shape[1]].numpy(),
+                                  tf.concat([layer(batch[e.name]) for e, layer in zip(
+                                      plain.spec.embeddings, plain.embedding_layers, strict=True)], axis=1).numpy())
+
+
+def test_embedding_activation_trains_sparsely_and_exports_with_its_parameters():
+    state = _state(_config(activation="gsmelu:trainable=true", embedding_activation=True))
+    _check_step(state, _batch())
+    assert state.model.embedding_activation.trainable_weights  # its own learnable parameters, trained above
+    batch = _batch(seed=1)
+    np.testing.assert_allclose(state.model.serving_copy()(batch).numpy(), state.model(batch).numpy(), rtol=1e-6)

@@ -20,12 +20,20 @@ from tests.training.helpers import (
 OVERRIDES = {"export_saved_model": True, "data.batch_size": 64}
 
 
-def _compare_with_single_device(metrics, data, tmp_path):
+# Weight averaging with its progressive metrics and the jitter metric (issue 15).
+SETTLED = {"averaging.ema_decay": 0.9, "averaging.progressive_averaged": True, "jitter_steps": 3}
+
+
+def _compare_with_single_device(metrics, data, tmp_path, **settling):
     """Same config on one device: the same stream, the same math up to float summation order."""
-    single = train(small_config(data, **OVERRIDES), str(tmp_path / "single")).metrics
+    single = train(small_config(data, **OVERRIDES, **settling), str(tmp_path / "single")).metrics
     assert metrics["examples"] == single["examples"] == 1200
     assert metrics["steps"] == single["steps"] == 19
-    for key in ("progressive_auc", "progressive_logloss", "progressive_calibration"):
+    keys = ["progressive_auc", "progressive_logloss", "progressive_calibration"]
+    if settling:
+        keys += ["progressive_averaged_auc", "progressive_averaged_logloss", "jitter_window_relative_pd"]
+        assert metrics["jitter_measurements"] == single["jitter_measurements"] == 6
+    for key in keys:
         assert metrics[key] == pytest.approx(single[key], rel=1e-3), key
 
 
@@ -79,15 +87,17 @@ print(json.dumps(train(config.value, sys.argv[1]).metrics))
 
 
 @pytest.mark.slow
-def test_mirrored_over_two_logical_cpus(stream, tmp_path):
+@pytest.mark.parametrize("settling", [{}, SETTLED], ids=["plain", "averaged+jitter"])
+def test_mirrored_over_two_logical_cpus(stream, tmp_path, settling):
     result = subprocess.run(
-        [sys.executable, "-c", _MIRRORED, str(tmp_path / "run"), *cli_flags(stream, strategy="mirrored", **OVERRIDES)],
+        [sys.executable, "-c", _MIRRORED, str(tmp_path / "run"),
+         *cli_flags(stream, strategy="mirrored", **OVERRIDES, **settling)],
         cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert metrics["num_replicas_in_sync"] == 2
-    _compare_with_single_device(metrics, stream, tmp_path)
+    _compare_with_single_device(metrics, stream, tmp_path, **settling)
 
 
 @pytest.mark.slow

@@ -19,6 +19,8 @@ def _file(workdir) -> dict:
     ({"replicas.count": 2, "replicas.noise": "init", "distill.teacher": "online", "data.shuffle": "none"}, True),
     ({"replicas.count": 2, "replicas.noise": "shuffle", "codistill.weight": 0.5}, True),
     ({"replicas.count": 2, "replicas.noise": "init"}, False),
+    ({"averaging.ema_decay": 0.9, "averaging.progressive_averaged": True, "jitter_steps": 2}, True),
+    ({"averaging.ema_decay": 0.9, "jitter_steps": 2, "replicas.count": 2}, False),
 ])
 def test_metrics_json_round_trips_through_the_record(stream, tmp_path, overrides, progressive, restore_determinism):
     workdir = tmp_path / "run"

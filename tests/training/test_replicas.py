@@ -116,10 +116,14 @@ def _variables(workdir) -> dict[str, np.ndarray]:
             if not name.startswith("train_seconds")}
 
 
-def test_resume_mid_window_is_exact(stream, tmp_path, restore_determinism):
+@pytest.mark.parametrize("settling", [
+    {}, {"averaging.ema_decay": 0.9, "averaging.progressive_averaged": True, "jitter_steps": 3}],
+    ids=["plain", "averaged+jitter"])
+def test_resume_mid_window_is_exact(stream, tmp_path, restore_determinism, settling):
     """A run resumed from a mid-window checkpoint (320 examples: window 2 partly trained, PD pending) ends
-    identical to an uninterrupted one: weights, optimizer slots, progressive metrics and PD."""
-    overrides = {"replicas.count": 2, "replicas.noise": "shuffle+init", "keep_checkpoints": 100}
+    identical to an uninterrupted one: weights, optimizer slots, progressive metrics and PD (and every replica's
+    weight average and jitter snapshot)."""
+    overrides = {"replicas.count": 2, "replicas.noise": "shuffle+init", "keep_checkpoints": 100, **settling}
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     reference = train(small_config(stream, **overrides), str(straight)).metrics
     workdir_at_checkpoint(straight, resumed, 5)

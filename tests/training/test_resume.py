@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from recsys.training.loop import train
@@ -18,6 +19,19 @@ OVERRIDES = {
     "export_saved_model": True,
     "model.activation": "smelu:beta=1",
     "deterministic": True,
+}
+# Every settling option (issue 15): weight averaging with its own progressive metrics, the jitter snapshot and
+# measurements, a warm-up + cosine schedule over the stream; the checkpoint must carry all of their state.
+SETTLED = {
+    "averaging.ema_decay": 0.95,
+    "averaging.start_examples": 640,
+    "averaging.progressive_averaged": True,
+    "jitter_steps": 7,
+    "optimizer.schedule": "cosine",
+    "optimizer.warmup_examples": 960,
+    "optimizer.decay_floor": 0.1,
+    "optimizer.schedule_examples": 6000,
+    "model.embedding_activation": True,
 }
 # Timings, and the SavedModel paths (absolute, so they name the workdir).
 TIMING_KEYS = ("examples_per_sec", "train_seconds", "steady_examples_per_sec", "progressive_metrics_seconds",
@@ -35,10 +49,12 @@ def _final_variables(workdir) -> dict[str, np.ndarray]:
             if not name.startswith("train_seconds")}
 
 
-def test_resume_after_sigkill_ends_bit_identical_to_an_uninterrupted_run(tmp_path, restore_determinism):
+@pytest.mark.parametrize("settling", [{}, SETTLED], ids=["plain", "settled"])
+def test_resume_after_sigkill_ends_bit_identical_to_an_uninterrupted_run(tmp_path, restore_determinism, settling):
     data = write_stream(tmp_path / "data", shards=3, rows=2000)  # 6,000 examples = 188 steps of 32
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    command = train_command(killed, data, **OVERRIDES)
+    overrides = {**OVERRIDES, **settling}
+    command = train_command(killed, data, **overrides)
 
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
@@ -61,7 +77,7 @@ def test_resume_after_sigkill_ends_bit_identical_to_an_uninterrupted_run(tmp_pat
     resumed = subprocess.Popen(command, cwd=REPO_ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     try:
-        reference = train(small_config(data, **OVERRIDES), str(straight)).metrics
+        reference = train(small_config(data, **overrides), str(straight)).metrics
         _, stderr = resumed.communicate(timeout=600)
     finally:
         if resumed.poll() is None:
@@ -73,6 +89,9 @@ def test_resume_after_sigkill_ends_bit_identical_to_an_uninterrupted_run(tmp_pat
     a, b = _final_variables(straight), _final_variables(killed)
     assert sorted(a) == sorted(b)
     assert len([n for n in a if "optimizer" in n]) >= 4  # optimizer slots are compared too
+    if settling:  # so are the averages, the jitter snapshot and the measurements
+        assert {"averaged_models", "averaged_metrics", "jitter_snapshots", "jitter"} <= {n.split("/")[0] for n in a}
+        assert reference["jitter_measurements"] == 26 and reference["progressive_averaged_auc"] is not None
     for name in a:
         assert np.array_equal(a[name], b[name]), f"{name} differs"
     metrics = json.loads((killed / "metrics.json").read_text())
