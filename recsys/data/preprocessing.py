@@ -18,6 +18,7 @@ Every valid row becomes one `tf.train.Example` (see `recsys.data.records.Example
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import gzip
 import io
@@ -25,6 +26,7 @@ import itertools
 import json
 import os
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -167,6 +169,33 @@ def list_input_files(pattern: str) -> list[str]:
 # --- Files ---------------------------------------------------------------------------------------
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class InputFileError(ValueError):
+    """An input file cannot be read or decompressed; the message names it and how far reading got."""
+
+
+class _Position:
+    value = 0
+
+
+@contextlib.contextmanager
+def _named_errors(path: str, unit: str) -> Iterator[_Position]:
+    """Re-raises read and decompression errors inside the block as `InputFileError` naming `path` and the
+    position (`unit`s read so far, counted by the block in the yielded object's `value`)."""
+    position = _Position()
+    try:
+        yield position
+    except (EOFError, OSError, zlib.error) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        detail = str(e).strip() or type(e).__name__
+        raise InputFileError(
+            f"cannot read input file {path} after {position.value} {unit}s: {detail} (truncated or corrupt? "
+            "replace the file and rerun)") from e
+
+
 def open_binary(path: str) -> io.BufferedIOBase:
     """Opens a local or remote (gs://, s3://, ...) file for reading bytes; `.gz` is decompressed."""
     if "://" in path:
@@ -183,10 +212,16 @@ def read_lines(path: str) -> Iterator[str]:
 
     Lines split on '\\n' only, so a '\\r' stays part of the line (verbatim in the dead-letter output).
     Bytes that are not UTF-8 become surrogate escapes: such a line fails validation as a bad row
-    instead of crashing the job.
+    instead of crashing the job. A UTF-8 byte order mark at the start of the file is not part of the first line.
+
+    Raises:
+      InputFileError: the file cannot be read or decompressed (e.g. a truncated .gz), naming it and the line.
     """
-    with open_binary(path) as f:
+    with _named_errors(path, "line") as position, open_binary(path) as f:
         for raw in f:
+            if position.value == 0 and raw.startswith(UTF8_BOM):
+                raw = raw[len(UTF8_BOM):]
+            position.value += 1
             if raw.endswith(b"\n"):
                 raw = raw[:-1]
             yield raw.decode("utf-8", "surrogateescape")
@@ -206,11 +241,16 @@ class CountedLines:
 
 
 def count_lines(path: str) -> int:
-    """Number of lines `read_lines` yields for `path` (a last line without '\\n' counts)."""
+    """Number of lines `read_lines` yields for `path` (a last line without '\\n' counts).
+
+    Raises:
+      InputFileError: the file cannot be read or decompressed, naming it.
+    """
     count = 0
     last = b"\n"
-    with open_binary(path) as f:
+    with _named_errors(path, "byte") as position, open_binary(path) as f:
         while block := f.read(1 << 22):
+            position.value += len(block)
             count += block.count(b"\n")
             last = block[-1:]
     return count + (last != b"\n")
