@@ -62,7 +62,8 @@ def _name_unreadable_file(error) -> str:
     if found is None:
         return f"{type(error).__name__}: {first}"
     path, detail = found
-    return f"cannot read input file {path}: {detail} (truncated or corrupt: rewrite it, e.g. rerun pipelines.preprocess)"
+    return (f"cannot read input file {path}: {detail} (truncated or corrupt: rewrite it, e.g. rerun "
+            "pipelines.preprocess)")
 
 
 def _fail(message: str, status: int) -> None:

@@ -49,6 +49,7 @@ import dataclasses
 import json
 import numbers
 import os
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -122,7 +123,8 @@ def find_unreadable_file(files: Sequence[str], compression: str = "auto") -> tup
         try:
             records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)
         except tf.errors.OpError as e:
-            return path, (e.message or type(e).__name__).splitlines()[0]
+            first = (e.message or type(e).__name__).splitlines()[0]
+            return path, re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+.*$", "", first)
     return None
 
 
