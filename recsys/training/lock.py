@@ -87,7 +87,8 @@ def _acquire(path: str, job: str) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def workdir_lock(workdir: str, job: str = "trainer") -> Iterator[None]:
-    """Holds `<workdir>/LOCK` for the block (see the module docstring); creates `workdir` if needed.
+    """Holds `<workdir>/LOCK` for the block (see the module docstring); creates `workdir` if needed, and removes it
+    again if the block left it empty.
 
     Raises:
       WorkdirLockedError: a live process holds the lock (one line naming it, the file and what to do).
@@ -96,6 +97,7 @@ def workdir_lock(workdir: str, job: str = "trainer") -> Iterator[None]:
         logging.info("Workdir %s is remote: not locked (one writer per workdir is up to the launcher).", workdir)
         yield
         return
+    created = not os.path.isdir(workdir)
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, LOCK_FILE)
     me = _acquire(path, job)
@@ -105,3 +107,6 @@ def workdir_lock(workdir: str, job: str = "trainer") -> Iterator[None]:
         if _read(path) == me:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
+        if created:  # a job that failed before writing anything leaves no empty workdir behind
+            with contextlib.suppress(OSError):
+                os.rmdir(workdir)
