@@ -117,26 +117,39 @@ def _load_features() -> FeatureSet:
     return features
 
 
-def _load_models() -> tuple[list[str], list]:
-    """Each --models entry as its SavedModel folder, and a scorer for it; all are checked before --data is read."""
+def _load_models(data_fingerprint: str | None) -> tuple[list[str], list]:
+    """Each --models entry as its SavedModel folder, and a scorer for it; all are checked before --data is read,
+    against the feature fingerprint of --data (`data_fingerprint`) first."""
     if not FLAGS.models:
         return [], []
     from recsys.serving import scorer  # TensorFlow only when there are models
 
     try:
         model_dirs = [scorer.resolve_saved_model(path) for path in FLAGS.models]
-        return model_dirs, [scorer.SavedModelScorer(path) for path in model_dirs]
+        scorers = [scorer.SavedModelScorer(path) for path in model_dirs]
+        if data_fingerprint is not None:
+            features_path = FLAGS.features or default_features_path(FLAGS.data)
+            for path in model_dirs:
+                scorer.check_fingerprint(path, data_fingerprint, f"--data's {features_path}")
+        return model_dirs, scorers
     except scorer.SavedModelError as e:
         raise CompareError(f"--models: {e}") from e
 
 
-def _check_data() -> FeatureSet:
-    """--data matches files and has a usable features.json: checked before any model is loaded."""
+def _check_data() -> tuple[FeatureSet, str]:
+    """--data matches files, has a usable features.json and every file carries its feature fingerprint: checked
+    before any model is loaded. Returns the features and the fingerprint."""
     try:
         comparison.list_data_files(FLAGS.data)
     except comparison.ComparisonInputError as e:
         raise CompareError(f"--data: {e}") from e
-    return _load_features()
+    features = _load_features()
+    try:
+        features_path = FLAGS.features or default_features_path(FLAGS.data)
+        stamp = comparison.check_data_contract(FLAGS.data, features, features_path)
+    except comparison.ComparisonInputError as e:
+        raise CompareError(f"--data: {e}") from e
+    return features, stamp
 
 
 def _score_data(scorers: list, features: FeatureSet) -> comparison.ScoredRecords:
@@ -156,11 +169,11 @@ def run() -> int:
     """The job; returns the exit status (0, or 3 when the churn gate fails)."""
     _check_flags()
     # Every input is checked before the models are loaded (seconds each), so a typo fails in a blink.
-    features = _check_data() if FLAGS.data else None
+    features, data_fingerprint = _check_data() if FLAGS.data else (None, None)
     labels = None if FLAGS.data else _load_column(FLAGS.labels, "--labels")
     columns = [_load_column(path, "--predictions") for path in FLAGS.predictions]
     taken: set[str] = set()
-    model_dirs, scorers = _load_models()
+    model_dirs, scorers = _load_models(data_fingerprint)
     names = [comparison.model_name(path, taken) for path in FLAGS.models]
     sources = list(model_dirs)
 

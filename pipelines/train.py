@@ -38,6 +38,9 @@ def main(argv: list[str]) -> None:
         _fail(str(e), EXIT_NON_FINITE_LOSS)
     except (TrainingError, ValueError, FileNotFoundError, FileExistsError) as e:
         _fail(str(e), EXIT_BAD_INPUT)
+    except tf.errors.DataLossError as e:
+        # A truncated or corrupt shard surfaces deep in tf.data without its name: find it (one read per file).
+        _fail(_name_unreadable_file(e), EXIT_BAD_INPUT)
     except tf.errors.OpError as e:
         # Corrupt or unreadable input surfaces as an op error deep in tf.data: its first line says what and where.
         _fail(f"{type(e).__name__}: {e.message.splitlines()[0] if e.message else e}", EXIT_BAD_INPUT)
@@ -47,6 +50,20 @@ def main(argv: list[str]) -> None:
         metrics["examples"], metrics.get("progressive_auc"), metrics.get("progressive_logloss"),
         metrics.get("progressive_calibration"), metrics.get("examples_per_sec") or 0.0, outputs.workdir,
     )
+
+
+def _name_unreadable_file(error) -> str:
+    """The one line for a DataLossError from tf.data: the file that cannot be read and why."""
+    from recsys.data.input import find_unreadable_file, list_files
+
+    first = error.message.splitlines()[0] if error.message else type(error).__name__
+    logging.info("Input error without a file name (%s); reading each input file to find it.", first)
+    found = find_unreadable_file(list_files(_CONFIG.value.data.train))
+    if found is None:
+        return f"{type(error).__name__}: {first}"
+    path, detail = found
+    return (f"cannot read input file {path}: {detail} (truncated or corrupt: rewrite it, e.g. rerun "
+            "pipelines.preprocess)")
 
 
 def _fail(message: str, status: int) -> None:

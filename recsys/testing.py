@@ -42,6 +42,23 @@ def export_toy_saved_model(path: str, features: FeatureSet, seed: int = 0, scale
 
     model = ToyModel()
     tf.saved_model.save(model, path, signatures={contract.SIGNATURE: model.serve})
+    write_model_contract(path, features)
+
+
+def write_model_contract(path: str, features: FeatureSet) -> None:
+    """Writes `features` (and its fingerprint, if any) to the SavedModel's assets.extra/, as the trainer does."""
+    import json
+    import os
+
+    from recsys.data import fingerprint
+
+    extra = os.path.join(path, contract.ASSETS_EXTRA)
+    os.makedirs(extra, exist_ok=True)
+    with open(os.path.join(extra, contract.FEATURES_FILE), "w") as f:
+        f.write(json.dumps(features.to_json(), indent=2) + "\n")
+    if features.metadata.get(fingerprint.KEY):
+        with open(os.path.join(extra, contract.FINGERPRINT_FILE), "w") as f:
+            f.write(features.metadata[fingerprint.KEY] + "\n")
 
 
 def toy_feature_set(num_numeric: int = 3, vocab_sizes: tuple[int, ...] = (10, 20)) -> FeatureSet:
@@ -51,16 +68,35 @@ def toy_feature_set(num_numeric: int = 3, vocab_sizes: tuple[int, ...] = (10, 20
     feats = [Feature("label", "int64", "label"), Feature("ts", "int64", "time")]
     feats += [Feature(f"I{i + 1}", "float32", "numeric") for i in range(num_numeric)]
     feats += [Feature(f"C{i + 1}", "int64", "categorical", v) for i, v in enumerate(vocab_sizes)]
-    return FeatureSet(tuple(feats))
+    return FeatureSet(tuple(feats)).stamped()
+
+
+def write_records(path: str, records, features: FeatureSet | None = None) -> None:
+    """Writes serialized records to one TFRecord file; a `.gz` one carries `features`' fingerprint in its gzip
+    header, as the preprocessing job's shards do (`recsys.data.fingerprint`)."""
+    import tensorflow as tf
+
+    from recsys.data import fingerprint
+    from recsys.data.records import GzipTFRecordWriter
+
+    if path.endswith(".gz"):
+        stamp = features.metadata.get(fingerprint.KEY) if features is not None else None
+        with GzipTFRecordWriter(path, feature_fingerprint=stamp) as writer:
+            for record in records:
+                writer.write(record)
+    else:
+        with tf.io.TFRecordWriter(path) as writer:
+            for record in records:
+                writer.write(record)
 
 
 def write_toy_tfrecords(path: str, features: FeatureSet, rows: int, seed: int = 0) -> None:
-    """Writes `rows` random tf.train.Examples matching `features` to one (uncompressed or .gz) file."""
+    """Writes `rows` random tf.train.Examples matching `features` to one (plain or .gz) file (`write_records`)."""
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
-    options = "GZIP" if path.endswith(".gz") else None
-    with tf.io.TFRecordWriter(path, options=options) as writer:
+
+    def records():
         for t in range(rows):
             feature = {}
             for f in features.features:
@@ -73,4 +109,6 @@ def write_toy_tfrecords(path: str, features: FeatureSet, rows: int, seed: int = 
                 else:
                     value = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(rng.integers(f.vocab_size))]))
                 feature[f.name] = value
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+            yield tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+    write_records(path, records(), features)

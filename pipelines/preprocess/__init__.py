@@ -6,8 +6,11 @@ default). See docs/preprocess.md for the flags and the output contract.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,8 +74,8 @@ def _existing_outputs(output_dir: str) -> list[str]:
     return sorted(found)
 
 
-def prepare_output_dir(config: PreprocessConfig, overwrite: bool) -> None:
-    """Refuses to mix two runs in one directory; with `overwrite`, deletes the earlier run's outputs."""
+def check_output_dir(config: PreprocessConfig, overwrite: bool) -> list[str]:
+    """Refuses to mix two runs in one directory; returns the earlier run's outputs (`overwrite` replaces them)."""
     existing = _existing_outputs(config.output_dir)
     if existing and not overwrite:
         raise FileExistsError(
@@ -86,10 +89,45 @@ def prepare_output_dir(config: PreprocessConfig, overwrite: bool) -> None:
                 f"`vocab_dir` {config.vocab_dir!r} lies inside `output_dir` {config.output_dir!r}, which --overwrite "
                 "would delete; copy the vocabulary elsewhere first"
             )
+    return existing
+
+
+def prepare_output_dir(config: PreprocessConfig, overwrite: bool) -> None:
+    """`check_output_dir`, then deletes the earlier run's outputs: for remote output directories only, which
+    `run` cannot build beside and swap in (object stores have no rename of a folder)."""
+    existing = check_output_dir(config, overwrite)
     if existing:
         FileSystems.delete(existing)
     if "://" not in config.output_dir:
         os.makedirs(config.output_dir, exist_ok=True)
+
+
+def staging_dir(output_dir: str) -> str:
+    """A fresh hidden directory beside `output_dir`, where a run builds its outputs before `swap_outputs`."""
+    parent, name = os.path.split(os.path.abspath(output_dir))
+    return os.path.join(parent, f".{name}{layout.TEMPORARY_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def swap_outputs(staging: str, output_dir: str, earlier: Sequence[str]) -> None:
+    """Moves a finished run's outputs from `staging` into `output_dir`, replacing the earlier run's.
+
+    The earlier summary.json goes first and the new one comes last, so at no point does the folder claim to be a
+    finished run that it is not; files in `output_dir` that are not preprocessing outputs stay.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    new = sorted(os.path.relpath(os.path.join(root, name), staging)
+                 for root, _, names in os.walk(staging) for name in names)
+    summary = os.path.join(output_dir, layout.SUMMARY_FILE)
+    if os.path.exists(summary):
+        os.remove(summary)
+    for relative in [r for r in new if r != layout.SUMMARY_FILE]:
+        os.makedirs(os.path.dirname(os.path.join(output_dir, relative)), exist_ok=True)
+        os.replace(os.path.join(staging, relative), os.path.join(output_dir, relative))
+    replaced = {os.path.abspath(os.path.join(output_dir, r)) for r in new}
+    for path in earlier:
+        if os.path.abspath(path) not in replaced and os.path.exists(path):
+            os.remove(path)
+    os.replace(os.path.join(staging, layout.SUMMARY_FILE), summary)
 
 
 def check_vocab_dir(vocab_dir: str) -> str:
@@ -110,14 +148,34 @@ def run(config: PreprocessConfig, pipeline_args: Sequence[str] = (), overwrite: 
     Raises:
       FileNotFoundError: no input file matched, or `vocab_dir` lacks vocabulary files.
       FileExistsError: `output_dir` holds an earlier run and `overwrite` is False.
+
+    A local `output_dir` is built in a hidden folder beside it (`staging_dir`) and swapped in only when the
+    pipeline succeeded (`swap_outputs`), so a failed run, with or without `overwrite`, leaves `output_dir` as it
+    was. A remote one (gs://...) is written in place, after `overwrite` deleted the earlier outputs.
       ValueError: unknown pipeline arguments.
     """
     paths = list_input_files(config.input_pattern)
     if config.vocab_dir:
         check_vocab_dir(config.vocab_dir)
     options = make_pipeline_options(pipeline_args)
-    prepare_output_dir(config, overwrite)
-    with beam.Pipeline(runner=local_runner(options), options=options) as pipeline:
-        _ = pipeline | "Preprocess" >> PreprocessClickLogs(config, paths)
+    if "://" in config.output_dir:
+        prepare_output_dir(config, overwrite)
+        _run_pipeline(config, paths, options)
+    else:
+        # Built beside the earlier outputs and swapped in after success: a failed run leaves them as they were.
+        earlier = check_output_dir(config, overwrite)
+        staging = staging_dir(config.output_dir)
+        try:
+            _run_pipeline(dataclasses.replace(config, output_dir=staging), paths, options)
+            swap_outputs(staging, config.output_dir, earlier)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     with FileSystems.open(os.path.join(config.output_dir, layout.SUMMARY_FILE)) as f:
         return json.loads(f.read())
+
+
+def _run_pipeline(config: PreprocessConfig, paths: Sequence[str], options: PipelineOptions) -> None:
+    if "://" not in config.output_dir:
+        os.makedirs(config.output_dir, exist_ok=True)
+    with beam.Pipeline(runner=local_runner(options), options=options) as pipeline:
+        _ = pipeline | "Preprocess" >> PreprocessClickLogs(config, paths)

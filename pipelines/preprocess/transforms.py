@@ -220,10 +220,11 @@ class WriteExampleShards(beam.DoFn):
     Side inputs: `files` (the FileTable) and, unless hashing, `vocabularies` ({feature: [values]}).
     """
 
-    def __init__(self, output_dir: str, rows_per_shard: int, hash_buckets: int | None = None):
-        self._output_dir = output_dir
-        self._rows_per_shard = rows_per_shard
-        self._hash_buckets = hash_buckets
+    def __init__(self, config: PreprocessConfig):
+        self._config = config
+        self._output_dir = config.output_dir
+        self._rows_per_shard = config.rows_per_shard
+        self._hash_buckets = config.hash_buckets
         self._rows_in = Metrics.counter(NAMESPACE, "rows_in")
         self._rows_ok = Metrics.counter(NAMESPACE, "rows_ok")
         self._rows_bad = Metrics.counter(NAMESPACE, "rows_bad")
@@ -240,8 +241,10 @@ class WriteExampleShards(beam.DoFn):
             ids = preprocessing.VocabularyIds(vocabularies)
         expected_lines = files[file.index]["lines"]
         lines = 0
+        feature_fingerprint = preprocessing.contract_fingerprint(self._config, ids)
         for item in preprocessing.write_file_shards(file.index, file.path, files[file.index]["first_ts"], ids,
-                                                    self._encoder, self._output_dir, self._rows_per_shard):
+                                                    self._encoder, self._output_dir, self._rows_per_shard,
+                                                    feature_fingerprint):
             if isinstance(item, str):
                 yield beam.pvalue.TaggedOutput(BAD_ROWS_TAG, item)
                 continue
@@ -287,8 +290,9 @@ class WriteRunMetadata(beam.DoFn):
         self._config = config
 
     def process(self, summary: dict[str, Any], files: Sequence[Mapping[str, Any]], vocab_sizes: Mapping[str, int],
-                vocab_rows_counted: int | None = None):
-        yield preprocessing.write_run_metadata(self._config, summary, files, vocab_sizes, vocab_rows_counted)
+                vocab_rows_counted: int | None = None, vocab_digests: Mapping[str, str] | None = None):
+        yield preprocessing.write_run_metadata(self._config, summary, files, vocab_sizes, vocab_rows_counted,
+                                               vocab_digests)
 
 
 class PreprocessClickLogs(beam.PTransform):
@@ -324,9 +328,12 @@ class PreprocessClickLogs(beam.PTransform):
             vocab_sizes = vocabulary["vocabularies"] | "VocabSizes" >> beam.Map(
                 lambda vocabularies: {feature: len(values) + 1 for feature, values in vocabularies.items()}
             )
+            metadata_side_inputs["vocab_digests"] = beam.pvalue.AsSingleton(
+                vocabulary["vocabularies"] | "VocabDigests" >> beam.Map(
+                    lambda vocabularies: preprocessing.VocabularyIds(vocabularies).vocab_digests()))
         file_table = beam.pvalue.AsSingleton(line_counts | "FileTable" >> FileTable(paths))
         written = files | "WriteExampleShards" >> beam.ParDo(
-            WriteExampleShards(config.output_dir, config.rows_per_shard, config.hash_buckets),
+            WriteExampleShards(config),
             files=file_table,
             **vocabulary_side_inputs,
         ).with_outputs(BAD_ROWS_TAG, main="shards")

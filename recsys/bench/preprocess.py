@@ -75,13 +75,15 @@ def preprocess_plain(config: preprocessing.PreprocessConfig) -> dict[str, Any]:
     shard_stats, bad_rows = [], []
     for index, path in enumerate(paths):
         for item in preprocessing.write_file_shards(index, path, files[index]["first_ts"], ids, encoder,
-                                                    config.output_dir, config.rows_per_shard):
+                                                    config.output_dir, config.rows_per_shard,
+                                                    preprocessing.contract_fingerprint(config, ids)):
             (bad_rows if isinstance(item, str) else shard_stats).append(item)
     bad_rows_file = f"{layout.BAD_ROWS_PREFIX}-00000-of-00001{layout.BAD_ROWS_SUFFIX}"
     with open(os.path.join(config.output_dir, bad_rows_file), "w") as f:
         f.writelines(line + "\n" for line in bad_rows)
     summary = preprocessing.summarise_shards(shard_stats)
-    return preprocessing.write_run_metadata(config, summary, files, ids.vocab_sizes(), rows_counted)
+    return preprocessing.write_run_metadata(config, summary, files, ids.vocab_sizes(), rows_counted,
+                                            ids.vocab_digests())
 
 
 def _file_digests(directory: str) -> dict[str, str]:

@@ -21,9 +21,10 @@ import json
 import os
 from typing import Any
 
-from recsys.data import criteo, layout
+from recsys.data import criteo, fingerprint, layout
 
 FORMAT_VERSION = 1
+FEATURES_FILE_NAME = layout.FEATURES_FILE
 ROLES = ("label", "time", "numeric", "categorical")
 TYPES = ("int64", "float32")
 
@@ -98,6 +99,19 @@ class FeatureSet:
 
     def to_json(self) -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, **self.metadata, "features": [f.to_json() for f in self.features]}
+
+    def fingerprint(self, source: str = FEATURES_FILE_NAME) -> str:
+        """The feature fingerprint this features.json records, checked against its content
+        (`recsys.data.fingerprint.recorded_fingerprint`); `source` names the file in errors.
+
+        Raises:
+          FingerprintError: none recorded (written before fingerprints existed), or edited since.
+        """
+        return fingerprint.recorded_fingerprint(self.to_json(), source)
+
+    def stamped(self) -> FeatureSet:
+        """This feature set with its `feature_fingerprint` (for feature sets not made by the preprocessing job)."""
+        return FeatureSet.from_json(fingerprint.stamp(self.to_json()))
 
     def save(self, path: str) -> None:
         import tensorflow as tf

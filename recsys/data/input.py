@@ -36,9 +36,11 @@ workers. Sharding by file would give each worker a different period of time, whi
 it is not offered; the price is that every worker reads (but does not parse) all records.
 
 The trainer reads through `DataSource`, which fails fast, before any model is built, on the mistakes that
-otherwise surface deep inside TensorFlow: a glob that matches nothing, a missing `features.json`, records whose
-features do not match it (`check_records`), and input without records. Its `replica_dataset` gives several
-orders of one parsed stream, each the order `make_dataset` gives with that seed.
+otherwise surface deep inside TensorFlow: a glob that matches nothing, a missing `features.json`, a file encoded
+with another feature contract (`check_fingerprints`: every file's gzip header against features.json's
+`feature_fingerprint`), records whose features do not match it (`check_records`), and input without records.
+Its `replica_dataset` gives several orders of one parsed stream, each the order `make_dataset` gives with that
+seed.
 """
 
 from __future__ import annotations
@@ -47,12 +49,13 @@ import dataclasses
 import json
 import numbers
 import os
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import tensorflow as tf
 
-from recsys.data import layout
+from recsys.data import fingerprint, layout
 from recsys.data.features import FeatureSet, default_features_path
 
 SHUFFLE_MODES: tuple[str, ...] = ("none", "window", "full")
@@ -110,6 +113,21 @@ def resolve_compression(files: Sequence[str], compression: str = "auto") -> str:
             f"{next(f for f in files if not f.endswith('.gz'))!r}"
         )
     return "GZIP" if gz == {True} else ""
+
+
+def find_unreadable_file(files: Sequence[str], compression: str = "auto") -> tuple[str, str] | None:
+    """The first of `files` that cannot be read to its end as TFRecords (truncated, corrupt), with TensorFlow's
+    first line about it; None when all read. One sequential read of each file up to the fault: for naming the file
+    after tf.data reported an error without one ("truncated record at 617396").
+    """
+    for path in files:
+        records = tf.data.TFRecordDataset([path], compression_type=resolve_compression([path], compression))
+        try:
+            records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)
+        except tf.errors.OpError as e:
+            first = (e.message or type(e).__name__).splitlines()[0]
+            return path, re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+.*$", "", first)
+    return None
 
 
 def count_examples(file_pattern: str, compression: str = "auto") -> int:
@@ -197,6 +215,36 @@ def check_records(
                 f"compression={compression_type or 'none'!r}): {e.message}"
             ) from e
     return checked
+
+
+# --- Checking files against the feature fingerprint -----------------------------------------------------------
+
+
+def file_fingerprint(path: str) -> str | None:
+    """The feature fingerprint in the gzip header of TFRecord file `path` (`recsys.data.fingerprint`), or None."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return fingerprint.from_gzip_header(f.read(fingerprint.HEADER_BYTES))
+
+
+def check_fingerprints(files: Sequence[str], expected: str, expected_from: str, what_to_do: str) -> None:
+    """Every file of `files` must carry feature fingerprint `expected` (reads only each file's first bytes).
+
+    Raises:
+      InputDataError: one line naming the first file without `expected`, what it carries, `expected_from` and
+        `what_to_do`.
+    """
+    for path in files:
+        found = file_fingerprint(path)
+        if found != expected:
+            raise InputDataError(fingerprint.mismatch_message(path, found, expected, expected_from, what_to_do))
+
+
+def contract_fingerprint(features: FeatureSet, features_path: str) -> str:
+    """`features.fingerprint(features_path)` with a missing or edited one reported as `InputDataError`."""
+    try:
+        return features.fingerprint(features_path)
+    except fingerprint.FingerprintError as e:
+        raise InputDataError(str(e)) from None
 
 
 # --- Streams -----------------------------------------------------------------------------------------------------
@@ -374,6 +422,9 @@ class DataSource:
             raise ValueError(f"`config.data.batch_size` must be >= 1. Received: {data_config.batch_size!r}")
         features_path = data_config.features or default_features_path(pattern)
         features = FeatureSet.load(features_path)
+        check_fingerprints(files, contract_fingerprint(features, features_path), features_path,
+                           f"{fingerprint.RERUN_PREPROCESS}, or point `config.data.features` at the features.json "
+                           "the file was written with")
         checked = check_records(files, features, resolve_compression(files), file_pattern=pattern,
                                 features_path=features_path, count=CHECKED_RECORDS)
         if checked == 0:

@@ -18,6 +18,7 @@ Every valid row becomes one `tf.train.Example` (see `recsys.data.records.Example
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import gzip
 import io
@@ -25,6 +26,7 @@ import itertools
 import json
 import os
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -32,7 +34,7 @@ from absl import logging
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from recsys.data import criteo, layout
+from recsys.data import criteo, fingerprint, layout
 from recsys.data.features import criteo_feature_set
 from recsys.data.records import ExampleEncoder, GzipTFRecordWriter
 
@@ -167,6 +169,33 @@ def list_input_files(pattern: str) -> list[str]:
 # --- Files ---------------------------------------------------------------------------------------
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class InputFileError(ValueError):
+    """An input file cannot be read or decompressed; the message names it and how far reading got."""
+
+
+class _Position:
+    value = 0
+
+
+@contextlib.contextmanager
+def _named_errors(path: str, unit: str) -> Iterator[_Position]:
+    """Re-raises read and decompression errors inside the block as `InputFileError` naming `path` and the
+    position (`unit`s read so far, counted by the block in the yielded object's `value`)."""
+    position = _Position()
+    try:
+        yield position
+    except (EOFError, OSError, zlib.error) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        detail = str(e).strip() or type(e).__name__
+        raise InputFileError(
+            f"cannot read input file {path} after {position.value} {unit}s: {detail} (truncated or corrupt? "
+            "replace the file and rerun)") from e
+
+
 def open_binary(path: str) -> io.BufferedIOBase:
     """Opens a local or remote (gs://, s3://, ...) file for reading bytes; `.gz` is decompressed."""
     if "://" in path:
@@ -183,10 +212,16 @@ def read_lines(path: str) -> Iterator[str]:
 
     Lines split on '\\n' only, so a '\\r' stays part of the line (verbatim in the dead-letter output).
     Bytes that are not UTF-8 become surrogate escapes: such a line fails validation as a bad row
-    instead of crashing the job.
+    instead of crashing the job. A UTF-8 byte order mark at the start of the file is not part of the first line.
+
+    Raises:
+      InputFileError: the file cannot be read or decompressed (e.g. a truncated .gz), naming it and the line.
     """
-    with open_binary(path) as f:
+    with _named_errors(path, "line") as position, open_binary(path) as f:
         for raw in f:
+            if position.value == 0 and raw.startswith(UTF8_BOM):
+                raw = raw[len(UTF8_BOM):]
+            position.value += 1
             if raw.endswith(b"\n"):
                 raw = raw[:-1]
             yield raw.decode("utf-8", "surrogateescape")
@@ -206,11 +241,16 @@ class CountedLines:
 
 
 def count_lines(path: str) -> int:
-    """Number of lines `read_lines` yields for `path` (a last line without '\\n' counts)."""
+    """Number of lines `read_lines` yields for `path` (a last line without '\\n' counts).
+
+    Raises:
+      InputFileError: the file cannot be read or decompressed, naming it.
+    """
     count = 0
     last = b"\n"
-    with open_binary(path) as f:
+    with _named_errors(path, "byte") as position, open_binary(path) as f:
         while block := f.read(1 << 22):
+            position.value += len(block)
             count += block.count(b"\n")
             last = block[-1:]
     return count + (last != b"\n")
@@ -242,6 +282,9 @@ class HashIds:
     def vocab_sizes(self) -> dict[str, int]:
         return {name: self.buckets for name in criteo.CAT_COLUMNS}
 
+    def vocab_digests(self) -> None:
+        return None
+
     def ids(self, cats: Sequence[str | None]) -> list[int]:
         modulus = self.buckets - 1  # criteo.hash_id, inlined: this runs 26 times per row
         return [0 if v is None else 1 + int(v, 16) % modulus for v in cats]
@@ -255,6 +298,11 @@ class VocabularyIds:
         if missing:
             raise ValueError(f"vocabularies are missing features {missing}; need all of {list(criteo.CAT_COLUMNS)}")
         self._tables = [{value: i + 1 for i, value in enumerate(vocabularies[name])} for name in criteo.CAT_COLUMNS]
+        self._digests = {name: fingerprint.vocabulary_digest(vocabularies[name]) for name in criteo.CAT_COLUMNS}
+
+    def vocab_digests(self) -> dict[str, str]:
+        """sha256 of each feature's values in id order (`recsys.data.fingerprint.vocabulary_digest`)."""
+        return dict(self._digests)
 
     def vocab_sizes(self) -> dict[str, int]:
         return {name: len(table) + 1 for name, table in zip(criteo.CAT_COLUMNS, self._tables, strict=True)}
@@ -355,6 +403,22 @@ def resolve_vocab_dir(path: str) -> str:
     return path
 
 
+# --- The feature contract ------------------------------------------------------------------------
+
+
+def contract_json(config: PreprocessConfig, vocab_sizes: Mapping[str, int],
+                  vocab_digests: Mapping[str, str] | None) -> dict[str, Any]:
+    """features.json of this run without the vocabulary-rows fields, with `vocab_digests` and the
+    `feature_fingerprint` (`recsys.data.fingerprint`): what every shard and both metadata files carry."""
+    feature_set = criteo_feature_set(dict(vocab_sizes), config.metadata())
+    return fingerprint.stamp(feature_set.to_json(), vocab_digests)
+
+
+def contract_fingerprint(config: PreprocessConfig, ids: HashIds | VocabularyIds) -> str:
+    """The feature fingerprint of rows encoded by `ids` under `config`."""
+    return contract_json(config, ids.vocab_sizes(), ids.vocab_digests())[fingerprint.KEY]
+
+
 # --- Shards --------------------------------------------------------------------------------------
 
 
@@ -362,10 +426,10 @@ class ShardWriter:
     """Writes one shard under a temporary name and renames it when complete, so a `part-*` file is
     never half-written (a retried Beam bundle rewrites the same name). Collects the shard's stats."""
 
-    def __init__(self, output_dir: str, name: str, first_ts: int):
+    def __init__(self, output_dir: str, name: str, first_ts: int, feature_fingerprint: str | None = None):
         self._path = os.path.join(output_dir, name)
         self._tmp_path = os.path.join(output_dir, layout.TEMPORARY_PREFIX + name)
-        self._writer = GzipTFRecordWriter(self._tmp_path)
+        self._writer = GzipTFRecordWriter(self._tmp_path, feature_fingerprint=feature_fingerprint)
         self.write = self._writer.write
         self.stats: dict[str, Any] = {
             "name": name,
@@ -375,6 +439,7 @@ class ShardWriter:
             "rows": 0,
             "bad_reasons": collections.Counter(),
             "oov_values": [0] * len(criteo.CAT_COLUMNS),
+            fingerprint.KEY: feature_fingerprint,
         }
 
     def close(self) -> dict[str, Any]:
@@ -406,11 +471,13 @@ def write_file_shards(
     encoder: ExampleEncoder,
     output_dir: str,
     rows_per_shard: int,
+    feature_fingerprint: str | None = None,
 ) -> Iterator[dict[str, Any] | str]:
     """Streams one input file into shards of `rows_per_shard` lines, in line order.
 
-    Yields each shard's stats dict when the shard is complete, and a dead-letter JSON line (str,
-    `bad_row_json`) for every malformed line. Memory stays constant however long the file is.
+    Every shard's gzip header carries `feature_fingerprint` (`recsys.data.fingerprint`). Yields each shard's stats
+    dict when the shard is complete, and a dead-letter JSON line (str, `bad_row_json`) for every malformed line.
+    Memory stays constant however long the file is.
     """
     transform_int = criteo.transform_int
     shard, line_number, started = None, -1, time.monotonic()
@@ -419,7 +486,8 @@ def write_file_shards(
         if line_number % rows_per_shard == 0:
             if shard is not None:
                 yield _close_shard(shard, path, line_number, started)
-            shard = ShardWriter(output_dir, layout.shard_name(file_index, line_number // rows_per_shard), ts)
+            shard = ShardWriter(output_dir, layout.shard_name(file_index, line_number // rows_per_shard), ts,
+                                feature_fingerprint)
         stats = shard.stats
         stats["lines"] += 1
         stats["last_ts"] = ts
@@ -470,7 +538,7 @@ def summarise_shards(shard_stats: Iterable[Mapping[str, Any]]) -> dict[str, Any]
         for reason, count in stats["bad_reasons"].items():
             bad_reasons[reason] += count
         oov = [a + b for a, b in zip(oov, stats["oov_values"], strict=True)]
-        shards.append({k: stats[k] for k in ("name", "first_ts", "last_ts", "lines", "rows")})
+        shards.append({k: stats.get(k) for k in ("name", "first_ts", "last_ts", "lines", "rows", fingerprint.KEY)})
     rows_in = sum(s["lines"] for s in shards)
     rows_ok = sum(s["rows"] for s in shards)
     return {
@@ -486,11 +554,16 @@ def summarise_shards(shard_stats: Iterable[Mapping[str, Any]]) -> dict[str, Any]
 def write_run_metadata(
     config: PreprocessConfig, summary: Mapping[str, Any], files: Sequence[Mapping[str, Any]],
     vocab_sizes: Mapping[str, int], vocab_rows_counted: int | None = None,
+    vocab_digests: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Writes features.json, then summary.json (last: its presence marks a finished run); returns the summary.
 
     `vocab_rows_counted`: the valid rows the vocabulary pass counted (None when this run counted no vocabulary).
-    Both files record which rows the vocabulary came from (`PreprocessConfig.vocabulary_rows`).
+    Both files record which rows the vocabulary came from (`PreprocessConfig.vocabulary_rows`) and the feature
+    fingerprint (`contract_json`); summary.json lists every shard with the fingerprint it was written with.
+
+    Raises:
+      RuntimeError: the input changed while the job ran, or a shard carries another fingerprint than the contract.
     """
     counted = sum(f["lines"] for f in files)
     if summary["rows_in"] != counted:
@@ -499,11 +572,18 @@ def write_run_metadata(
             "while the job runs"
         )
     vocabulary_rows = config.vocabulary_rows(counted, vocab_rows_counted)
-    summary = {**summary, "files": list(files), "input": config.input_pattern, **vocabulary_rows}
-    feature_set = criteo_feature_set(dict(vocab_sizes), {**config.metadata(), **vocabulary_rows})
+    contract = contract_json(config, vocab_sizes, vocab_digests)
+    expected = contract[fingerprint.KEY]
+    foreign = [s["name"] for s in summary["shards"] if s.get(fingerprint.KEY) != expected]
+    if foreign:
+        raise RuntimeError(f"shards {foreign[:3]} were not written with this run's {fingerprint.KEY} {expected}")
+    summary = {**summary, "files": list(files), "input": config.input_pattern, **vocabulary_rows,
+               fingerprint.KEY: expected}
+    features_json = {**contract, **vocabulary_rows}
+    features_json[fingerprint.KEY] = features_json.pop(fingerprint.KEY)  # last, where a reader looks for it
     # The bytes FeatureSet.save writes, through Beam's filesystems so that workers need no TensorFlow.
     write_bytes(os.path.join(config.output_dir, layout.FEATURES_FILE),
-                (json.dumps(feature_set.to_json(), indent=2, sort_keys=False) + "\n").encode("utf-8"))
+                (json.dumps(features_json, indent=2, sort_keys=False) + "\n").encode("utf-8"))
     write_bytes(os.path.join(config.output_dir, layout.SUMMARY_FILE),
                 (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
     return summary

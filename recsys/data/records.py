@@ -8,13 +8,13 @@ equal rows give equal bytes (proto map order is unspecified); `tests/data/test_r
 """
 from __future__ import annotations
 
-import gzip
 import struct
+import zlib
 from collections.abc import Sequence
 
 import google_crc32c
 
-from recsys.data import criteo
+from recsys.data import criteo, fingerprint
 
 
 def _varint_loop(value: int) -> bytes:
@@ -108,16 +108,21 @@ class GzipTFRecordWriter:
 
     Records are framed in memory and compressed in ~1 MiB blocks (one zlib call per record costs more
     than the compression). Level 6 is zlib's and TensorFlow's default; the gzip header carries no
-    name or time, so equal records give byte-identical files.
+    name or time, so equal records give byte-identical files. Given a `feature_fingerprint`, the header's
+    comment field carries it (`recsys.data.fingerprint.gzip_header`), so the file can be checked on its own.
     """
 
-    def __init__(self, path: str, compresslevel: int = 6, block_bytes: int = 1 << 20):
+    def __init__(self, path: str, compresslevel: int = 6, block_bytes: int = 1 << 20,
+                 feature_fingerprint: str | None = None):
         # Imported here: `ExampleEncoder` alone (the input benchmark) needs no Beam, whose import takes ~1 s.
         from apache_beam.io.filesystem import CompressionTypes
         from apache_beam.io.filesystems import FileSystems
 
         self._raw = FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
-        self._gzip = gzip.GzipFile(filename="", mode="wb", compresslevel=compresslevel, fileobj=self._raw, mtime=0)
+        self._raw.write(fingerprint.gzip_header(feature_fingerprint, compresslevel))
+        self._deflate = zlib.compressobj(compresslevel, zlib.DEFLATED, -zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL, 0)
+        self._crc = 0
+        self._size = 0
         self._block: list[bytes] = []
         self._block_size = 0
         self._block_bytes = block_bytes
@@ -130,13 +135,16 @@ class GzipTFRecordWriter:
             self._flush_block()
 
     def _flush_block(self) -> None:
-        self._gzip.write(b"".join(self._block))
+        data = b"".join(self._block)
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += len(data)
+        self._raw.write(self._deflate.compress(data))
         self._block.clear()
         self._block_size = 0
 
     def close(self) -> None:
         self._flush_block()
-        self._gzip.close()
+        self._raw.write(self._deflate.flush() + struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
         self._raw.close()
 
     def __enter__(self) -> GzipTFRecordWriter:

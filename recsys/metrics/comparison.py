@@ -1,6 +1,8 @@
 """The comparator's inputs and outputs around `report.compare_predictions` (docs/compare.md).
 
 - `list_data_files`: the files of a `--data` glob, checked before any model is loaded.
+- `check_data_contract`: every file of `--data` carries the feature fingerprint of its features.json (the models
+  are then checked against it with `recsys.serving.scorer.check_fingerprint`).
 - `score_records`: reads TFRecords once, in sorted file order; returns the labels, the optional query ids and
   every SavedModel's predictions (`recsys.serving.scorer`).
 - `load_column`: predictions or labels from another system (`.npy` or one-column text).
@@ -85,6 +87,27 @@ def list_data_files(data: str) -> list[str]:
         return list_files(data)
     except (FileNotFoundError, ValueError) as e:
         raise ComparisonInputError(f"no files match {data}") from e
+
+
+def check_data_contract(data: str, features: FeatureSet, features_path: str) -> str:
+    """The feature fingerprint of glob `data`: `features_path`'s, which every file of the glob must carry.
+
+    Raises:
+      ComparisonInputError: features.json has no (or an edited) fingerprint, or a file carries another or none;
+        one line naming the file, both fingerprints and what to do.
+    """
+    _tf()
+    from recsys.data import input as input_lib
+    from recsys.data.fingerprint import RERUN_PREPROCESS
+
+    try:
+        expected = input_lib.contract_fingerprint(features, features_path)
+        input_lib.check_fingerprints(list_data_files(data), expected, features_path,
+                                     f"{RERUN_PREPROCESS}, or pass --features with the features.json it was "
+                                     "written with")
+    except input_lib.InputDataError as e:
+        raise ComparisonInputError(str(e)) from None
+    return expected
 
 
 def score_records(

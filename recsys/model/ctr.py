@@ -236,7 +236,14 @@ class CTRModel(tfrs.models.Model):
         parts = []
         for e, layer in zip(self.spec.embeddings, self.embedding_layers, strict=True):
             ids = tf.cast(features[e.name], tf.int64)
-            ids = tf.where((ids >= 0) & (ids < e.vocab_size), ids, tf.zeros_like(ids))
+            # An id outside the table means data of another feature contract: an error, never a silent id 0 (the
+            # out-of-vocabulary id is the preprocessing job's deliberate mapping, made before ids reach the model).
+            with tf.control_dependencies([tf.debugging.assert_non_negative(
+                    ids, message=f"categorical {e.name}: negative id (data of another feature contract?)"),
+                    tf.debugging.assert_less(ids, tf.constant(e.vocab_size, tf.int64), message=(
+                        f"categorical {e.name}: id >= vocab_size={e.vocab_size} (data of another feature "
+                        "contract? check its feature_fingerprint against features.json)"))]):
+                ids = tf.identity(ids)
             parts.append(layer(ids))
         if self.embedding_activation is not None:
             embedded = self.embedding_activation(tf.concat(parts, axis=1) if len(parts) > 1 else parts[0],

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from recsys.data import fingerprint
 from recsys.data.features import FeatureSet
 from recsys.data.input import resolve_compression
 from recsys.serving import contract
@@ -115,6 +116,39 @@ def check_features(path: str, features: FeatureSet) -> None:
                             f"{data[feature.name].type} vocab {data[feature.name].vocab_size} in the data")
     if problems:
         raise SavedModelError(f"SavedModel {path} was trained on other features: {'; '.join(problems)}")
+
+
+def model_fingerprint(path: str) -> str | None:
+    """The feature fingerprint a SavedModel was trained with: `assets.extra/feature_fingerprint`, else the
+    `feature_fingerprint` of `assets.extra/features.json`; None when it has neither."""
+    extra = os.path.join(path, contract.ASSETS_EXTRA)
+    stamp_path = os.path.join(extra, contract.FINGERPRINT_FILE)
+    if tf.io.gfile.exists(stamp_path):
+        with tf.io.gfile.GFile(stamp_path) as f:
+            return f.read().strip() or None
+    features_path = os.path.join(extra, contract.FEATURES_FILE)
+    if tf.io.gfile.exists(features_path):
+        with tf.io.gfile.GFile(features_path) as f:
+            try:
+                return json.load(f).get(fingerprint.KEY)
+            except (json.JSONDecodeError, AttributeError):
+                return None
+    return None
+
+
+def check_fingerprint(path: str, expected: str, expected_from: str) -> None:
+    """The SavedModel in `path` must have been trained on data of feature fingerprint `expected`.
+
+    Raises:
+      SavedModelError: one line naming the model, its fingerprint (or that it has none), `expected_from` and
+        `expected`, and what to do.
+    """
+    found = model_fingerprint(path)
+    if found != expected:
+        raise SavedModelError(fingerprint.mismatch_message(
+            f"SavedModel {path}", found, expected, expected_from,
+            "score it on data preprocessed with the features.json it was trained on (its assets.extra/), or "
+            "retrain it on this data"))
 
 
 class SavedModelScorer:

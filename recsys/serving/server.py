@@ -31,6 +31,7 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from absl import logging
+from google.protobuf import wrappers_pb2
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import (
@@ -235,6 +236,10 @@ class Servable:
         if not self.signatures:
             raise ValueError(f"SavedModel at {path!r} has no serving signatures")
         self._signature_def_map: get_model_metadata_pb2.SignatureDefMap | None = None
+        from recsys.serving.scorer import model_fingerprint
+
+        # The feature contract of the data the model was trained on (GetModelMetadata "feature_fingerprint").
+        self.feature_fingerprint = model_fingerprint(path)
 
     @classmethod
     def load(cls, name: str, version: int, path: str, max_batch_size: int) -> Servable:
@@ -242,7 +247,8 @@ class Servable:
         start = time.monotonic()
         servable = cls(name, version, path, tf.saved_model.load(path), max_batch_size)
         servable.warm_up()
-        logging.info("Loaded model %r version %d from %s in %.2f s.", name, version, path, time.monotonic() - start)
+        logging.info("Loaded model %r version %d from %s in %.2f s (feature fingerprint %s).", name, version, path,
+                     time.monotonic() - start, servable.feature_fingerprint or "none: exported before fingerprints")
         return servable
 
     def signature(self, signature_name: str) -> Signature:
@@ -610,19 +616,27 @@ def regress_response(
     )
 
 
+FINGERPRINT_FIELD = "feature_fingerprint"
+METADATA_FIELDS = ("signature_def", FINGERPRINT_FIELD)
+
+
 def metadata_response(
     servable: Servable, request: get_model_metadata_pb2.GetModelMetadataRequest
 ) -> get_model_metadata_pb2.GetModelMetadataResponse:
     fields = list(request.metadata_field)
     if not fields:
         raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field ('signature_def')")
-    unsupported = [f for f in fields if f != "signature_def"]
+    unsupported = [f for f in fields if f not in METADATA_FIELDS]
     if unsupported:
-        raise invalid_argument(f"Metadata field(s) {unsupported} not supported; supported: ['signature_def']")
+        raise invalid_argument(f"Metadata field(s) {unsupported} not supported; supported: {list(METADATA_FIELDS)}")
     response = get_model_metadata_pb2.GetModelMetadataResponse()
     response.model_spec.name = servable.name
     response.model_spec.version.value = servable.version
-    response.metadata["signature_def"].Pack(servable.signature_def_map)
+    if "signature_def" in fields:
+        response.metadata["signature_def"].Pack(servable.signature_def_map)
+    if FINGERPRINT_FIELD in fields:
+        # A StringValue: the model's feature contract (`recsys.data.fingerprint`), "" when it has none.
+        response.metadata[FINGERPRINT_FIELD].Pack(wrappers_pb2.StringValue(value=servable.feature_fingerprint or ""))
     return response
 
 

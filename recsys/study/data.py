@@ -195,9 +195,13 @@ class EvalSet:
     def __init__(self, files: tuple[str, ...], features_path: str, max_examples: int = 0, batch_size: int = 8192):
         import tensorflow as tf
 
+        from recsys.data.fingerprint import RERUN_PREPROCESS
+        from recsys.data.input import check_fingerprints, contract_fingerprint
         from recsys.serving.scorer import serialized_batches
 
         features = FeatureSet.load(features_path)
+        self.feature_fingerprint = contract_fingerprint(features, features_path)
+        check_fingerprints(files, self.feature_fingerprint, features_path, RERUN_PREPROCESS)
         label = features.label.name
         spec = {label: features.parse_spec()[label]}
         self.batches: list[Any] = []
@@ -210,6 +214,7 @@ class EvalSet:
         self.labels = np.concatenate(labels).astype(np.float64)
         self.files = tuple(files)
         self.features = features
+        self.features_path = features_path
         digest = hashlib.sha1(self.labels.tobytes())
         digest.update("\n".join(os.path.abspath(f) for f in files).encode())
         self.fingerprint = f"{self.labels.size}:{digest.hexdigest()[:16]}"
@@ -243,10 +248,12 @@ class EvalSet:
         """The model's probabilities for every held-out example, in file order (float64).
 
         Raises:
-          SavedModelError (a ValueError): the folder breaks the serving contract (`recsys.serving.scorer`).
+          SavedModelError (a ValueError): the folder breaks the serving contract (`recsys.serving.scorer`) or was
+            trained on another feature contract than the held-out data's (`check_fingerprint`).
         """
-        from recsys.serving.scorer import SavedModelScorer
+        from recsys.serving.scorer import SavedModelScorer, check_fingerprint
 
+        check_fingerprint(saved_model, self.feature_fingerprint, f"the held-out data's {self.features_path}")
         scorer = SavedModelScorer(saved_model)
         out = [np.asarray(scorer(batch), np.float64) for batch in self.batches]
         del scorer  # the loaded model's memory goes before the next model loads

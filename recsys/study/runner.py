@@ -49,6 +49,7 @@ from recsys.metrics import accuracy, bootstrap
 from recsys.study import analysis, grid, sources
 from recsys.study.data import EvalSet, StudyData, prepare_data
 from recsys.training import metrics_record
+from recsys.training.lock import workdir_lock
 from recsys.training.loop import config_differences
 from recsys.training.modes import saved_model_names
 
@@ -411,6 +412,12 @@ def machine_description() -> str:
 
 
 def run_study(config: Any, workdir: str) -> dict[str, Any]:
+    """`_run_study` holding the workdir's lock (`recsys.training.lock`): a second study on it fails fast."""
+    with workdir_lock(workdir, job="study"):
+        return _run_study(config, workdir)
+
+
+def _run_study(config: Any, workdir: str) -> dict[str, Any]:
     """Runs (or resumes) the study of `config` in `workdir`; returns the content of results.json.
 
     Raises:

@@ -33,6 +33,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from recsys.data import fingerprint
 from recsys.data.features import FeatureSet
 from recsys.data.input import SERIALIZED_KEY
 from recsys.serving import contract, scorer
@@ -109,7 +110,8 @@ class SavedModelTeacher:
         try:
             loaded, function = scorer.load_serving_signature(path)
             scorer.check_features(path, features)
-        except scorer.SavedModelError as e:
+            scorer.check_fingerprint(path, features.fingerprint(), "the training data's features.json")
+        except (scorer.SavedModelError, fingerprint.FingerprintError) as e:
             raise ValueError(f"`config.distill.teacher`: {e}") from None
         self._loaded = loaded  # keeps the function's variables alive
         self._function = function

@@ -17,6 +17,7 @@ import uuid
 
 import tensorflow as tf
 
+from recsys.data import fingerprint
 from recsys.data.features import FeatureSet
 from recsys.model.ctr import CTRModel
 from recsys.serving import contract
@@ -53,13 +54,17 @@ def export_saved_model(model: CTRModel, features: FeatureSet, path: str, extra_f
     """Writes the SavedModel to `path`, replacing nothing: it appears complete or not at all.
 
     The model is written to a sibling temporary folder and renamed into place, so a crash mid-export never
-    leaves a half-written `path`. `extra_files` (name → text) go to `path/assets.extra/` (e.g. features.json).
+    leaves a half-written `path`. `extra_files` (name → text) go to `path/assets.extra/` (e.g. features.json), and
+    so does `features`' fingerprint (`assets.extra/feature_fingerprint`, `recsys.data.fingerprint`) when it has one.
 
     Raises:
       FileExistsError: `path` already exists.
     """
     if tf.io.gfile.exists(path):
         raise FileExistsError(f"SavedModel path already exists, not overwriting: {path}")
+    stamp = features.metadata.get(fingerprint.KEY)
+    if stamp:  # the contract the model was trained on, checked by every consumer (`recsys.serving.scorer`)
+        extra_files = {**(extra_files or {}), contract.FINGERPRINT_FILE: stamp + "\n"}
     module = ServingModule(model.serving_copy(), features)
     tmp = f"{path.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
     try:

@@ -27,6 +27,7 @@ to an uninterrupted run. A finished workdir only completes missing outputs (metr
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -47,6 +48,7 @@ from recsys.training import parameter_server
 from recsys.training import strategy as strategy_lib
 from recsys.training.checkpoint import TrainingCheckpoint, checkpoint_directory
 from recsys.training.export import export_saved_model
+from recsys.training.lock import workdir_lock
 from recsys.training.metrics_record import (
     AveragedModelMetrics,
     AveragingMetrics,
@@ -179,6 +181,11 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------------------
     def run(self) -> RunOutputs:
+        """`_run` holding the workdir's lock (`recsys.training.lock`): a second trainer on it fails fast."""
+        with workdir_lock(self.workdir) if self.chief else contextlib.nullcontext():
+            return self._run()
+
+    def _run(self) -> RunOutputs:
         """Trains to the end of the stream (or resumes), then writes metrics.json and saved_model/."""
         if self.chief:
             tf.io.gfile.makedirs(self.workdir)

@@ -254,12 +254,16 @@ def test_embedding_gradients_stay_indexed_slices(jit_compile):
     assert grads[0].values.shape[0] == 16
 
 
-def test_out_of_vocabulary_ids_map_to_the_missing_id():
+def test_ids_outside_the_table_are_an_error_not_a_silent_id_0():
+    """The out-of-vocabulary id 0 is the preprocessing job's mapping; an id the table lacks means data of another
+    feature contract, so the model refuses it instead of embedding it as id 0."""
     model = build_model(ModelSpec.from_config(_config().model, FEATURES))
     batch = _batch(4)
-    oov = dict(batch, C1=tf.constant([0, 10, -3, 10**9], tf.int64))
-    zero = dict(batch, C1=tf.zeros([4], tf.int64))
-    np.testing.assert_array_equal(model(oov).numpy(), model(zero).numpy())
+    model(dict(batch, C1=tf.constant([0, 9, 1, 0], tf.int64)))  # [0, vocab_size) is fine
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"categorical C1: id >= vocab_size=10"):
+        model(dict(batch, C1=tf.constant([0, 10, 1, 10**9], tf.int64)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"categorical C1: negative id"):
+        model(dict(batch, C1=tf.constant([0, -3, 1, 0], tf.int64)))
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from recsys import metrics
+from recsys.data import fingerprint
 from recsys.testing import export_toy_saved_model, toy_feature_set, write_toy_tfrecords
 from tests.conftest import REPO_ROOT
 
@@ -26,7 +27,8 @@ def last_line(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    """Toy TFRecords (one GZIP, one plain file), four toy SavedModels and their in-process predictions."""
+    """Toy TFRecords (two GZIP files carrying the feature fingerprint: a plain TFRecord cannot carry one and is
+    refused, tests/faults), four toy SavedModels and their in-process predictions."""
     import tensorflow as tf
 
     root = tmp_path_factory.mktemp("compare")
@@ -35,7 +37,7 @@ def workspace(tmp_path_factory):
     data_dir.mkdir()
     features.save(str(data_dir / "features.json"))
     write_toy_tfrecords(str(data_dir / "eval-0.tfrecord.gz"), features, 500, seed=1)
-    write_toy_tfrecords(str(data_dir / "eval-1.tfrecord"), features, 250, seed=2)
+    write_toy_tfrecords(str(data_dir / "eval-1.tfrecord.gz"), features, 250, seed=2)
     models = []
     for seed in range(4):
         workdir = root / f"run{seed}"
@@ -44,7 +46,7 @@ def workspace(tmp_path_factory):
         models.append(str(workdir))
     # The reference: score the same records, in sorted file order, in this process.
     records = []
-    for name in ("eval-0.tfrecord.gz", "eval-1.tfrecord"):
+    for name in ("eval-0.tfrecord.gz", "eval-1.tfrecord.gz"):
         path = str(data_dir / name)
         records += list(tf.data.TFRecordDataset(path, compression_type="GZIP" if name.endswith(".gz") else ""))
     serialized = tf.stack(records)
@@ -185,7 +187,9 @@ def test_data_that_does_not_parse_fails_cleanly(workspace):
     bad = root / "bad_data"
     bad.mkdir(exist_ok=True)
     (bad / "features.json").write_text((root / "data" / "features.json").read_text())
-    (bad / "part-0.tfrecord").write_bytes(b"this is not a TFRecord file at all" * 10)
+    # The gzip header carries the right fingerprint; what follows is not deflate data.
+    stamp = json.loads((root / "data" / "features.json").read_text())[fingerprint.KEY]
+    (bad / "part-0.tfrecord.gz").write_bytes(fingerprint.gzip_header(stamp) + b"this is not a TFRecord file" * 10)
     result = run_compare(f"--models={','.join(workspace['models'][:2])}", f"--data={bad / 'part-*'}",
                          f"--output={root / 'bad_data_out'}")
     assert result.returncode == 1 and "Traceback" not in result.stderr

@@ -115,6 +115,20 @@ def test_multi_inference_runs_classify_and_regress(served, stub):
     np.testing.assert_allclose(values, expected, rtol=1e-6)
 
 
+def test_metadata_reports_the_models_feature_fingerprint(served, stub):
+    from google.protobuf import wrappers_pb2
+
+    from recsys.testing import toy_feature_set
+
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["feature_fingerprint"])
+    request.model_spec.name = "ctr"
+    response = stub.GetModelMetadata(request, timeout=10)
+    value = wrappers_pb2.StringValue()
+    assert response.metadata["feature_fingerprint"].Unpack(value)
+    assert value.value == toy_feature_set().fingerprint() and value.value.startswith("fc1-")
+    assert "signature_def" not in response.metadata
+
+
 def test_metadata_is_the_saved_models_signature_def(served, stub):
     request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
     request.model_spec.name = "ctr"

@@ -86,9 +86,10 @@ def test_eval_set_reads_the_categorical_ids_in_scoring_order(tmp_path):
     from recsys.study.data import EvalSet
     from tests.training.helpers import write_examples
 
-    FEATURES.save(str(tmp_path / "features.json"))
+    features = FEATURES.stamped()  # held-out data carries its feature fingerprint, as the Beam job writes it
+    features.save(str(tmp_path / "features.json"))
     write_examples(tmp_path / "held_out.tfrecord.gz", [{"label": 1, "C1": 3, "C2": 2}, {"label": 0, "C2": 1},
-                                                       {"label": 0, "C1": 1, "C2": 0}])
+                                                       {"label": 0, "C1": 1, "C2": 0}], features)
     eval_set = EvalSet((str(tmp_path / "held_out.tfrecord.gz"),), str(tmp_path / "features.json"), batch_size=2)
     ids = eval_set.categorical_ids()
     assert ids["C1"].tolist() == [3, 0, 1] and ids["C2"].tolist() == [2, 1, 0]  # a missing value reads as id 0

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from configs import smoke
 from recsys.data.features import FeatureSet
-from recsys.testing import toy_feature_set, write_toy_tfrecords
+from recsys.testing import toy_feature_set, write_records, write_toy_tfrecords
 
 FEATURES = toy_feature_set(num_numeric=2, vocab_sizes=(10, 20))
 
@@ -23,9 +23,11 @@ def write_stream(directory: pathlib.Path, shards: int, rows: int, features: Feat
     return str(directory / "part-*.tfrecord.gz")
 
 
-def write_examples(path: pathlib.Path, rows: list[dict]) -> None:
-    """Writes tf.train.Examples from dicts {name: int | float} (ints → int64_list, floats → float_list)."""
-    with tf.io.TFRecordWriter(str(path), options="GZIP" if str(path).endswith(".gz") else None) as writer:
+def write_examples(path: pathlib.Path, rows: list[dict], features: FeatureSet = FEATURES) -> None:
+    """Writes tf.train.Examples from dicts {name: int | float} (ints → int64_list, floats → float_list); a .gz
+    file carries `features`' fingerprint (`recsys.testing.write_records`)."""
+
+    def records():
         for row in rows:
             feature = {}
             for name, value in row.items():
@@ -33,7 +35,9 @@ def write_examples(path: pathlib.Path, rows: list[dict]) -> None:
                     feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
                 else:
                     feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+            yield tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+    write_records(str(path), records(), features)
 
 
 def toy_rows(count: int, seed: int = 0, features: FeatureSet = FEATURES) -> list[dict]:

@@ -40,8 +40,7 @@ def _examples(n, seed=0, drop=()):
         for f in FEATURES.numeric:
             feature[f.name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(rng.exponential())]))
         for f in FEATURES.categorical:
-            # Includes ids beyond the vocabulary: served as the missing id 0.
-            value = int(rng.integers(f.vocab_size + 3))
+            value = int(rng.integers(f.vocab_size))
             feature[f.name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
         for name in drop:
             del feature[name]
@@ -109,6 +108,17 @@ def test_missing_features_are_served_as_missing_values(tmp_path):
     parsed = tf.io.parse_example(_examples(8, seed=5), FEATURES.parse_spec())
     parsed = dict(parsed, C1=tf.zeros([8], tf.int64), I1=tf.zeros([8]))
     np.testing.assert_allclose(without["probabilities"].numpy(), tf.sigmoid(model(parsed)).numpy(), rtol=1e-5)
+
+
+def test_ids_outside_the_vocabulary_are_refused_not_served_as_id_0(tmp_path):
+    model = _trained_model("relu", "none")
+    path = str(tmp_path / "sm")
+    export.export_saved_model(model, FEATURES, path)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    example = tf.train.Example.FromString(_examples(1, seed=6)[0])
+    example.features.feature["C2"].int64_list.value[0] = FEATURES["C2"].vocab_size
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"categorical C2: id >= vocab_size=30"):
+        serve(examples=tf.constant([example.SerializeToString()]))
 
 
 def test_export_never_overwrites(tmp_path):
