@@ -122,51 +122,52 @@ def test_churn_gate_exit_status_with_prediction_files(workspace):
     assert passed.returncode == 0, passed.stderr
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        ([], "give the models to compare with --models"),
-        (["--models=/nonexistent/run,{root}/run0", "--data={data}"],
-         "--models: model directory not found: /nonexistent/run"),
-        (["--models={root}/run0,{root}/run1", "--data={root}/nothing-*"],
-         "compare: error: --data: no files match {root}/nothing-*"),
-        (["--predictions={root}/old.npy,{root}/short.npy", "--labels={root}/labels.txt"],
-         "has 10 predictions but the data has 750 examples"),
-        (["--predictions={root}/old.npy,{root}/old.npy", "--labels={root}/labels.txt", "--max_relative_pd=5"],
-         r"--max_relative_pd is a fraction in [0, 2] (0.05 means 5%); got 5.0"),
-        (["--predictions={root}/old.npy,{root}/bad.npy", "--labels={root}/labels.txt"],
-         "`predictions` must be probabilities in [0, 1]. Received 1.5 for model bad, example 0"),
-        (["--predictions={root}/old.npy,{root}/old.npy,{root}/old.npy", "--labels={root}/labels.txt",
-          "--ensemble_size=2"], "--ensemble_size=2 needs at least 4 models"),
-        (["--models={root}/run0", "--data={data}"], "need at least 2 models to compare"),
-    ],
-)
-def test_bad_inputs_fail_with_one_line(workspace, args, message):
-    root = workspace["root"]
-    np.save(root / "old.npy", workspace["predictions"][0])
-    np.save(root / "short.npy", np.full(10, 0.5))
-    np.save(root / "bad.npy", np.full(750, 1.5))
-    np.savetxt(root / "labels.txt", workspace["labels"], fmt="%d")
-    args = [a.format(root=root, data=workspace["data"]) for a in args]
-    message = message.format(root=root)
-    result = run_compare(*args, f"--output={root / 'bad_out'}")
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    line = last_line(result.stderr)
-    assert line.startswith("compare: error: ") and message in line, result.stderr
+# Each bad input below gets `compare`'s own main() on its parsed flags, all in ONE fresh interpreter (issue 17:
+# starting Python with TensorFlow costs seconds, and 11 of them did): exit status and stderr per run. The
+# command-line layer itself (app.run, exit status, quiet console) runs in real `python -m pipelines.compare`
+# subprocesses above and in tests/pipelines/test_console.py.
+_MAINS_IN_ONE_PROCESS = """
+import contextlib, io, json, sys
+from absl import flags
+import pipelines.compare as compare
+runs = []
+for args in json.loads(sys.argv[1]):
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["compare", *args])
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        status = compare.main(["compare"])
+    runs.append({"returncode": status, "stderr": stderr.getvalue()})
+with open(sys.argv[2], "w") as f:
+    json.dump(runs, f)
+"""
+
+BAD_INPUTS = [
+    ([], "give the models to compare with --models"),
+    (["--models=/nonexistent/run,{root}/run0", "--data={data}"],
+     "--models: model directory not found: /nonexistent/run"),
+    (["--models={root}/run0,{root}/run1", "--data={root}/nothing-*"],
+     "compare: error: --data: no files match {root}/nothing-*"),
+    (["--predictions={root}/old.npy,{root}/short.npy", "--labels={root}/labels.txt"],
+     "has 10 predictions but the data has 750 examples"),
+    (["--predictions={root}/old.npy,{root}/old.npy", "--labels={root}/labels.txt", "--max_relative_pd=5"],
+     r"--max_relative_pd is a fraction in [0, 2] (0.05 means 5%); got 5.0"),
+    (["--predictions={root}/old.npy,{root}/bad.npy", "--labels={root}/labels.txt"],
+     "`predictions` must be probabilities in [0, 1]. Received 1.5 for model bad, example 0"),
+    (["--predictions={root}/old.npy,{root}/old.npy,{root}/old.npy", "--labels={root}/labels.txt",
+      "--ensemble_size=2"], "--ensemble_size=2 needs at least 4 models"),
+    (["--models={root}/run0", "--data={data}"], "need at least 2 models to compare"),
+]
+
+WITHOUT_CONTRACT = [
+    ("predict", "probabilities", "has no 'serving_default' signature (found: ['predict'])"),
+    ("serving_default", "scores", "serving_default must return `probabilities`; it returns ['scores']"),
+]
 
 
-@pytest.mark.parametrize(
-    "signature_name, output_name, message",
-    [
-        ("predict", "probabilities", "has no 'serving_default' signature (found: ['predict'])"),
-        ("serving_default", "scores", "serving_default must return `probabilities`; it returns ['scores']"),
-    ],
-)
-def test_saved_model_without_the_serving_contract_fails_cleanly(workspace, signature_name, output_name, message):
+def _without_contract(root, signature_name: str, output_name: str) -> str:
+    """A SavedModel whose signature breaks the serving contract."""
     import tensorflow as tf
-
-    root = workspace["root"]
 
     class Other(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
@@ -176,21 +177,61 @@ def test_saved_model_without_the_serving_contract_fails_cleanly(workspace, signa
     model = Other()
     path = root / f"other_{signature_name}_{output_name}"
     tf.saved_model.save(model, str(path), signatures={signature_name: model.predict})
-    result = run_compare(f"--models={workspace['models'][0]},{path}", f"--data={workspace['data']}",
-                         f"--output={root / 'sig_out'}")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert message in last_line(result.stderr)
+    return str(path)
 
 
-def test_data_that_does_not_parse_fails_cleanly(workspace):
+@pytest.fixture(scope="module")
+def bad_runs(workspace):
+    """Every bad-input run of this module (the cases above, the two contracts, unparsable data), in one process."""
     root = workspace["root"]
+    np.save(root / "old.npy", workspace["predictions"][0])
+    np.save(root / "short.npy", np.full(10, 0.5))
+    np.save(root / "bad.npy", np.full(750, 1.5))
+    np.savetxt(root / "labels.txt", workspace["labels"], fmt="%d")
+    cases = {}
+    for args, _ in BAD_INPUTS:
+        cases[("input", tuple(args))] = [a.format(root=root, data=workspace["data"]) for a in args] + [
+            f"--output={root / 'bad_out'}"]
+    for signature_name, output_name, _ in WITHOUT_CONTRACT:
+        path = _without_contract(root, signature_name, output_name)
+        cases[("contract", signature_name)] = [f"--models={workspace['models'][0]},{path}",
+                                               f"--data={workspace['data']}", f"--output={root / 'sig_out'}"]
     bad = root / "bad_data"
     bad.mkdir(exist_ok=True)
     (bad / "features.json").write_text((root / "data" / "features.json").read_text())
     # The gzip header carries the right fingerprint; what follows is not deflate data.
     stamp = json.loads((root / "data" / "features.json").read_text())[fingerprint.KEY]
     (bad / "part-0.tfrecord.gz").write_bytes(fingerprint.gzip_header(stamp) + b"this is not a TFRecord file" * 10)
-    result = run_compare(f"--models={','.join(workspace['models'][:2])}", f"--data={bad / 'part-*'}",
-                         f"--output={root / 'bad_data_out'}")
+    cases["bad_data"] = [f"--models={','.join(workspace['models'][:2])}", f"--data={bad / 'part-*'}",
+                         f"--output={root / 'bad_data_out'}"]
+    out = root / "bad_runs.json"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, "-c", _MAINS_IN_ONE_PROCESS, json.dumps(list(cases.values())), str(out)],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = json.loads(out.read_text())
+    return {key: subprocess.CompletedProcess(args, run["returncode"], "", run["stderr"])
+            for (key, args), run in zip(cases.items(), runs, strict=True)}
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUTS)
+def test_bad_inputs_fail_with_one_line(workspace, bad_runs, args, message):
+    message = message.format(root=workspace["root"])
+    result = bad_runs[("input", tuple(args))]
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    line = last_line(result.stderr)
+    assert line.startswith("compare: error: ") and message in line, result.stderr
+
+
+@pytest.mark.parametrize("signature_name, output_name, message", WITHOUT_CONTRACT)
+def test_saved_model_without_the_serving_contract_fails_cleanly(bad_runs, signature_name, output_name, message):
+    result = bad_runs[("contract", signature_name)]
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert message in last_line(result.stderr)
+
+
+def test_data_that_does_not_parse_fails_cleanly(bad_runs):
+    result = bad_runs["bad_data"]
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert last_line(result.stderr).startswith("compare: error: --data: cannot read or parse")

@@ -101,22 +101,32 @@ def test_no_job_module_imports_tensorflow_when_imported():
     assert result.returncode == 0, result.stderr
 
 
-def test_compare_error_is_the_only_stderr_line(tmp_path):
+def _compare_args(tmp_path) -> list[str]:
+    return ["-m", "pipelines.compare", "--models=a,b", f"--data={tmp_path}/nothing-*", f"--output={tmp_path}/o"]
+
+
+@pytest.fixture(scope="module")
+def quiet_compare(tmp_path_factory):
+    """One default (quiet) run of compare with a --data glob that matches nothing: shared by the two tests below."""
+    tmp_path = tmp_path_factory.mktemp("quiet_compare")
+    return tmp_path, _run(*_compare_args(tmp_path))
+
+
+def test_compare_error_is_the_only_stderr_line(quiet_compare):
     # --data is checked first, which imports TensorFlow: its start-up lines must not come before the error.
-    result = _run("-m", "pipelines.compare", "--models=a,b", f"--data={tmp_path}/nothing-*",
-                  f"--output={tmp_path / 'out'}")
+    tmp_path, result = quiet_compare
     assert result.returncode == 1
     assert result.stderr == f"compare: error: --data: no files match {tmp_path}/nothing-*\n"
 
 
-def test_verbosity_brings_tensorflow_s_lines_back(tmp_path):
+def test_verbosity_brings_tensorflow_s_lines_back(quiet_compare):
     # What TensorFlow itself prints when imported on this machine; the quiet default hides it, --verbosity=1 not.
     raw = _run("-c", "import recsys, tensorflow")
     tensorflow_lines = [line for line in raw.stderr.splitlines() if _LOG_LINE.match(line)]
     if not tensorflow_lines:
         pytest.skip("TensorFlow prints nothing when imported here")
-    args = ["-m", "pipelines.compare", "--models=a,b", f"--data={tmp_path}/nothing-*", f"--output={tmp_path}/o"]
-    quiet, verbose = _run(*args), _run(*args, "--verbosity=1")
+    tmp_path, quiet = quiet_compare
+    verbose = _run(*_compare_args(tmp_path), "--verbosity=1")
     assert quiet.stderr.splitlines() == [f"compare: error: --data: no files match {tmp_path}/nothing-*"]
     verbose_lines = verbose.stderr.splitlines()
     assert verbose_lines[-1] == quiet.stderr.splitlines()[0]
@@ -139,6 +149,8 @@ def test_training_error_is_the_only_stderr_line(tmp_path):
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith("pipelines.train: error: `config.data.train` matches no files")
+    assert "Traceback" not in result.stderr  # (tests/pipelines/test_train.py's missing-data test, slow since #17)
+    assert not (tmp_path / "run").exists()
 
 
 def test_default_preprocessing_run_shows_no_beam_lines(tmp_path):

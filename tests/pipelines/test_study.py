@@ -153,6 +153,9 @@ def test_an_interrupted_cell_is_completed_and_the_others_kept(tmp_path):
     assert rerun["cells"][2]["relative_pd"] == pytest.approx(cells[2]["relative_pd"], rel=1e-6)
 
 
+# Slow (issue 17): a second study end to end; the study pipeline's end-to-end run is the smoke study above, and
+# the distillation cells' parts are covered in the default suite (docs/performance.md, "Test suite").
+@pytest.mark.slow
 def test_distillation_cells_end_to_end(tmp_path):
     """Issue #9's cells on the smoke data: SmeLU alone, gSmeLU teacher alone, SmeLU students of an online gSmeLU
     teacher, a co-distilled ReLU pair; the comparison in results.json/results.md and the convergence plot."""

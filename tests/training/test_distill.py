@@ -128,6 +128,8 @@ def test_cli_fails_fast_on_a_teacher_without_the_serving_signature(stream, tmp_p
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
 
 
+# Slow (issue 17): preprocess + two CLI trainings; each part has its own default-suite test (docs/performance.md).
+@pytest.mark.slow
 def test_distill_smoke_end_to_end_on_the_bundled_sample(tmp_path):
     """Preprocess the bundled Criteo rows, train an online teacher + student, then distil from the exported teacher."""
     env = subprocess_env()
