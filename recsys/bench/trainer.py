@@ -58,7 +58,7 @@ def _write_data(directory: str, examples: int, vocab_size: int) -> str:
     features = FeatureSet(
         (Feature("label", "int64", "label"), Feature("ts", "int64", "time"))
         + tuple(Feature(name, "int64", "categorical", vocab_size) for name in CATEGORICAL)
-    )
+    ).stamped()  # with its feature fingerprint, as the trainer requires of every input
     features.save(os.path.join(directory, layout.FEATURES_FILE))
     shards = 4
     for shard in range(shards):
@@ -241,13 +241,7 @@ def _replica_costs() -> None:
 
     batch, examples = _BATCH.value, _EXAMPLES.value
     variants = {"R=1 (shuffle=window)": 1, "R=2 (noise=shuffle, shuffle=window)": 2}
-    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
-    with tempfile.TemporaryDirectory() as tmp:
-        data = _write_data(tmp, examples, _VOCAB.value)
-        for repeat in range(_REPEATS.value):
-            for index, (name, count) in enumerate(variants.items()):
-                workdir = os.path.join(tmp, f"replicas_{repeat}_{index}")
-                rates[name].append(_trainer_rate(data, workdir, batch, replicas=count, shuffle="window"))
+    rates = _interleaved_rates({name: {"replicas": count, "shuffle": "window"} for name, count in variants.items()})
     print(f"\nReplica-mode benchmark: toy model, MLP {list(HIDDEN)}, batch {batch}, {examples} examples, "
           f"shuffle window 10000, best of {_REPEATS.value}, TF {tf.__version__}, {os.cpu_count()} CPUs")
     print(f"{'variant':46s} {'examples/s':>11s} {'ex/CPU-s':>9s}   all runs (examples/s)")
@@ -258,6 +252,19 @@ def _replica_costs() -> None:
     one_cpu, two_cpu = (max(v[1] for v in rates[n]) for n in variants)
     print(f"{'cost of R=2 / R=1 (time per example)':58s} {one / two:6.3f} | {one_cpu / two_cpu:6.3f}  "
           "(target <= 1.9; wall | CPU)")
+
+
+def _interleaved_rates(runs: dict[str, dict]) -> dict[str, list[tuple[float, float]]]:
+    """(examples/s, examples per CPU second) of every run of `_trainer_rate(**kwargs)`, `--repeats` times, the
+    variants interleaved so that load on the machine hits them alike; one data set for all."""
+    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = _write_data(tmp, _EXAMPLES.value, _VOCAB.value)
+        for repeat in range(_REPEATS.value):
+            for index, (name, kwargs) in enumerate(runs.items()):
+                workdir = os.path.join(tmp, f"run_{repeat}_{index}")
+                rates[name].append(_trainer_rate(data, workdir, _BATCH.value, **kwargs))
+    return rates
 
 
 def _settling_costs() -> None:
@@ -274,13 +281,7 @@ def _settling_costs() -> None:
         f"jitter every {_JITTER_STEPS.value} steps": jitter,
         "EMA + progressive_averaged + jitter": {**ema, "averaging.progressive_averaged": True, **jitter},
     }
-    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
-    with tempfile.TemporaryDirectory() as tmp:
-        data = _write_data(tmp, examples, _VOCAB.value)
-        for repeat in range(_REPEATS.value):
-            for index, (name, overrides) in enumerate(variants.items()):
-                workdir = os.path.join(tmp, f"settling_{repeat}_{index}")
-                rates[name].append(_trainer_rate(data, workdir, batch, overrides=overrides))
+    rates = _interleaved_rates({name: {"overrides": overrides} for name, overrides in variants.items()})
     print(f"\nSettling benchmark: toy model, MLP {list(HIDDEN)}, {len(CATEGORICAL)} tables x {_VOCAB.value} ids x "
           f"{EMBEDDING_DIM}, batch {batch}, {examples} examples, best of {_REPEATS.value}, TF {tf.__version__}, "
           f"{os.cpu_count()} CPUs")
