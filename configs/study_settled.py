@@ -7,6 +7,8 @@ replicas per cell), ReLU and SmeLU β = 0.25 only, with `averaging.ema_decay = 0
 last 200 steps = 100,000 examples, a tenth of the stream; not tuned) and the SavedModels exported with the averaged
 weights, so the held-out PD, the paired ratio and the self PD between the last two checkpoints are those of the
 averaged models. Progressive validation still scores the live weights.
+Measured on the shared 2-core machine with other jobs running: 684 s (ReLU) and 797 s (SmeLU) per cell, 26 min in
+all with the data step.
 """
 import ml_collections
 
