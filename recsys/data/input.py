@@ -121,20 +121,23 @@ def find_unreadable_file(files: Sequence[str], compression: str = "auto") -> tup
     after tf.data reported an error without one ("truncated record at 617396").
     """
     for path in files:
-        records = tf.data.TFRecordDataset([path], compression_type=resolve_compression([path], compression))
         try:
-            records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)
+            count_records([path], compression)
         except tf.errors.OpError as e:
             first = (e.message or type(e).__name__).splitlines()[0]
             return path, re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+.*$", "", first)
     return None
 
 
+def count_records(files: Sequence[str], compression: str = "auto") -> int:
+    """Number of records in `files` (one sequential read, no parsing); raises TensorFlow's error on a bad file."""
+    records = tf.data.TFRecordDataset(list(files), compression_type=resolve_compression(list(files), compression))
+    return int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+
+
 def count_examples(file_pattern: str, compression: str = "auto") -> int:
     """Number of records in the files matching `file_pattern` (one sequential read, no parsing)."""
-    files = list_files(file_pattern)
-    records = tf.data.TFRecordDataset(files, compression_type=resolve_compression(files, compression))
-    return int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+    return count_records(list_files(file_pattern), compression)
 
 
 # --- Checking records against features.json ---------------------------------------------------------------------
@@ -443,8 +446,7 @@ class DataSource:
         """
         total = self._rows_from_summary()
         if total is None and sum(tf.io.gfile.stat(f).length for f in self.files) <= COUNT_LIMIT_BYTES:
-            records = tf.data.TFRecordDataset(self.files, compression_type=resolve_compression(self.files))
-            total = int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+            total = count_records(self.files)
         if max_examples:
             total = min(total, max_examples) if total is not None else max_examples
         return total

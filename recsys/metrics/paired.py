@@ -341,7 +341,8 @@ def verdict(interval: list[float] | None, null: float) -> str:
     return NOT_RESOLVED
 
 
-def _z_sum(confidence: float, power: float) -> float:
+def z_sum(confidence: float, power: float) -> float:
+    """z_{1−α/2} + z_power of the normal distribution (α = 1 − confidence): the power figure's multiplier."""
     normal = NormalDist()
     return normal.inv_cdf(1.0 - (1.0 - confidence) / 2.0) + normal.inv_cdf(power)
 
@@ -366,7 +367,7 @@ def _pd_ratio_from(
         unpaired = cand_b / np.roll(base_b, -1)
         log_ratios = np.log(ratios)
     log_sd = _sd(log_ratios)
-    detectable = None if log_sd is None else math.expm1(_z_sum(confidence, power) * log_sd)
+    detectable = None if log_sd is None else math.expm1(z_sum(confidence, power) * log_sd)
     return PDRatio(candidate_pd / baseline_pd, ci, _interval(unpaired, confidence), verdict(ci, 1.0), detectable,
                    log_sd, baseline_pd, candidate_pd, int(base_b.size))
 
@@ -381,7 +382,7 @@ def _auc_difference_from(
     differences = differences[np.isfinite(differences)]
     ci = _interval(differences, confidence)
     sd = _sd(differences)
-    detectable = None if sd is None else _z_sum(confidence, power) * sd
+    detectable = None if sd is None else z_sum(confidence, power) * sd
     return AUCDifference(candidate_auc - baseline_auc, ci, verdict(ci, 0.0), detectable, sd, baseline_auc,
                          candidate_auc, int(differences.size))
 

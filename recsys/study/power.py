@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from recsys.metrics import paired
 
@@ -47,7 +46,7 @@ def power_by_replicas(baseline: np.ndarray, candidate: np.ndarray, counts: Seque
     if usable:
         # s = c / sqrt(P): least squares of s·sqrt(P) = c, i.e. c = mean of s·sqrt(P) weighted equally.
         c = float(np.mean([p["log_ratio_sd"] * math.sqrt(p["pairs"]) for p in usable]))
-        z = stats.norm.ppf(1 - (1 - confidence) / 2) + stats.norm.ppf(power)
+        z = paired.z_sum(confidence, power)
         pairs_needed = (z * c / math.log1p(target)) ** 2
         replicas_needed = math.ceil((1 + math.sqrt(1 + 8 * pairs_needed)) / 2)
         fit = {"model": "log_ratio_sd = c / sqrt(pairs)", "c": c, "target": target,
