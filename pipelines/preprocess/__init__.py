@@ -20,7 +20,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from pipelines.preprocess.transforms import PreprocessClickLogs
 from recsys.data import criteo, layout
-from recsys.data.preprocessing import PreprocessConfig, list_input_files, resolve_vocab_dir
+from recsys.data.preprocessing import PreprocessConfig, check_rows_written, list_input_files, resolve_vocab_dir
 
 __all__ = ["PreprocessConfig", "make_pipeline_options", "run"]
 
@@ -148,11 +148,12 @@ def run(config: PreprocessConfig, pipeline_args: Sequence[str] = (), overwrite: 
     Raises:
       FileNotFoundError: no input file matched, or `vocab_dir` lacks vocabulary files.
       FileExistsError: `output_dir` holds an earlier run and `overwrite` is False.
+      ValueError: unknown pipeline arguments.
+      NoValidRowsError (a ValueError): the input holds no valid row (`preprocessing.check_rows_written`).
 
     A local `output_dir` is built in a hidden folder beside it (`staging_dir`) and swapped in only when the
     pipeline succeeded (`swap_outputs`), so a failed run, with or without `overwrite`, leaves `output_dir` as it
     was. A remote one (gs://...) is written in place, after `overwrite` deleted the earlier outputs.
-      ValueError: unknown pipeline arguments.
     """
     paths = list_input_files(config.input_pattern)
     if config.vocab_dir:
@@ -161,17 +162,37 @@ def run(config: PreprocessConfig, pipeline_args: Sequence[str] = (), overwrite: 
     if "://" in config.output_dir:
         prepare_output_dir(config, overwrite)
         _run_pipeline(config, paths, options)
+        _check_rows_written(config.output_dir, paths)
     else:
         # Built beside the earlier outputs and swapped in after success: a failed run leaves them as they were.
         earlier = check_output_dir(config, overwrite)
         staging = staging_dir(config.output_dir)
         try:
             _run_pipeline(dataclasses.replace(config, output_dir=staging), paths, options)
+            _check_rows_written(staging, paths)
             swap_outputs(staging, config.output_dir, earlier)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    with FileSystems.open(os.path.join(config.output_dir, layout.SUMMARY_FILE)) as f:
+    return _read_summary(config.output_dir)
+
+
+def _read_summary(output_dir: str) -> dict[str, Any]:
+    with FileSystems.open(os.path.join(output_dir, layout.SUMMARY_FILE)) as f:
         return json.loads(f.read())
+
+
+def _check_rows_written(output_dir: str, paths: Sequence[str]) -> None:
+    """`preprocessing.check_rows_written` on a finished run in `output_dir`, quoting its first dead letter."""
+    summary = _read_summary(output_dir)
+    first_bad_row = None
+    if summary["rows_ok"] == 0 and summary["rows_bad"] > 0:
+        for match in FileSystems.match([os.path.join(output_dir, f"{layout.BAD_ROWS_PREFIX}-*")]):
+            for metadata in sorted(match.metadata_list, key=lambda m: m.path):
+                with FileSystems.open(metadata.path) as f:
+                    first_bad_row = f.readline().decode("utf-8") or first_bad_row
+                if first_bad_row:
+                    break
+    check_rows_written(summary, paths, first_bad_row)
 
 
 def _run_pipeline(config: PreprocessConfig, paths: Sequence[str], options: PipelineOptions) -> None:

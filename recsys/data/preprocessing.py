@@ -451,14 +451,22 @@ class ShardWriter:
         return self.stats
 
 
+# A dead letter's `detail` quotes the offending value; a longer one is cut (its line stays verbatim in `line`).
+MAX_DETAIL_CHARS = 300
+
+
 def bad_row_json(ts: int, path: str, line_number: int, error: criteo.BadRowError, line: str) -> str:
     """One dead-letter line: a JSON object with ts, file, line_number (1-based), reason, detail, line.
 
     `line` is verbatim without its newline. Bytes that were not UTF-8 are surrogate escapes in `line`;
     JSON writes them as `\\udcXX`, so `json.loads(...)["line"].encode("utf-8", "surrogateescape")` gives
     back the original bytes. (Formatted as text right away: Beam's coders cannot carry such strings.)
+    `detail` is cut to `MAX_DETAIL_CHARS` (a 10 MB field would otherwise be in the line twice).
     """
-    record = {"ts": ts, "file": path, "line_number": line_number, "reason": error.reason, "detail": error.detail,
+    detail = error.detail
+    if len(detail) > MAX_DETAIL_CHARS:
+        detail = f"{detail[:MAX_DETAIL_CHARS]}... ({len(detail)} characters)"
+    record = {"ts": ts, "file": path, "line_number": line_number, "reason": error.reason, "detail": detail,
               "line": line}
     return json.dumps(record, ensure_ascii=True)
 
@@ -549,6 +557,34 @@ def summarise_shards(shard_stats: Iterable[Mapping[str, Any]]) -> dict[str, Any]
         "oov_values": dict(zip(criteo.CAT_COLUMNS, oov, strict=True)),
         "shards": shards,
     }
+
+
+class NoValidRowsError(ValueError):
+    """The input holds no valid row (no lines at all, or only malformed ones): there is nothing to train on."""
+
+
+def check_rows_written(summary: Mapping[str, Any], paths: Sequence[str], first_bad_row: str | None = None) -> None:
+    """Refuses a run that wrote no example: an empty input, or one whose every line is a bad row (binary data,
+    another format), would otherwise end as a finished run of zero examples.
+
+    `first_bad_row`: one dead-letter line (`bad_row_json`), quoted as an example.
+
+    Raises:
+      NoValidRowsError: one line naming the input files, how many lines they hold and why they were refused.
+    """
+    if summary["rows_ok"] > 0:
+        return
+    source = paths[0] if len(paths) == 1 else f"the {len(paths)} input files ({paths[0]} ... {paths[-1]})"
+    if summary["rows_in"] == 0:
+        raise NoValidRowsError(f"{source} holds no lines: nothing to preprocess (nothing written)")
+    reasons = ", ".join(f"{count} {reason}" for reason, count in summary["bad_reasons"].items() if count)
+    example = ""
+    if first_bad_row:
+        bad = json.loads(first_bad_row)
+        example = f"; e.g. line {bad['line_number']} of {bad['file']}: {bad['reason']}: {bad['detail'][:120]}"
+    raise NoValidRowsError(
+        f"none of the {summary['rows_in']} lines of {source} is a valid Criteo-format row ({reasons}){example} "
+        "(is it a TSV click log? nothing written)")
 
 
 def write_run_metadata(

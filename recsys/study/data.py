@@ -72,15 +72,21 @@ def _head(source_pattern: str, rows: int, output: str) -> None:
         raise FileNotFoundError(f"`data.raw_tsv` matches no files: {source_pattern!r}")
     if any(f.endswith(".gz") for f in files):
         raise ValueError(f"`data.raw_max_rows` needs plain .tsv input (got {files}); unzip it or set raw_max_rows=0")
+    from recsys.data.preprocessing import UTF8_BOM
+
     os.makedirs(os.path.dirname(output), exist_ok=True)
     written = 0
-    with atomic.replacing(output) as temporary, open(temporary, "w") as out:
+    # Bytes, verbatim: the Beam job decides what a line is worth (a non-UTF-8 or malformed line is one of its bad
+    # rows, counted in bad_rows-*), and '\r\n' endings stay as the job would read them from the source.
+    with atomic.replacing(output) as temporary, open(temporary, "wb") as out:
         for path in files:
-            with open(path) as f:
-                for line in f:
+            with open(path, "rb") as f:
+                for number, line in enumerate(f):
                     if written >= rows:
                         break
-                    out.write(line)
+                    if number == 0 and line.startswith(UTF8_BOM):  # the job strips it at the start of a file only
+                        line = line[len(UTF8_BOM):]
+                    out.write(line if line.endswith(b"\n") else line + b"\n")  # the next file starts a new line
                     written += 1
 
 
