@@ -124,9 +124,14 @@ def find_unreadable_file(files: Sequence[str], compression: str = "auto") -> tup
         try:
             count_records([path], compression)
         except tf.errors.OpError as e:
-            first = (e.message or type(e).__name__).splitlines()[0]
-            return path, re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+.*$", "", first)
+            return path, op_error_line(e)
     return None
+
+
+def op_error_line(error: tf.errors.OpError) -> str:
+    """The first line of TensorFlow's message without its graph-function and op decorations."""
+    first = (error.message or type(error).__name__).splitlines()[0]
+    return re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+.*$", "", first)
 
 
 def count_records(files: Sequence[str], compression: str = "auto") -> int:
@@ -203,6 +208,7 @@ def check_records(
         if wanted == 0:
             continue
         records = tf.data.TFRecordDataset([path], compression_type=compression_type).take(wanted)
+        read = 0
         try:
             for index, record in enumerate(records):
                 problem = record_problem(record.numpy(), features)
@@ -212,10 +218,11 @@ def check_records(
                         f"{problem}"
                     )
                 checked += 1
+                read = index + 1
         except tf.errors.OpError as e:
             raise InputDataError(
                 f"Cannot read TFRecords from {path} (matched by file_pattern={file_pattern!r}, "
-                f"compression={compression_type or 'none'!r}): {e.message}"
+                f"compression={compression_type or 'none'!r}) after {read} record(s): {op_error_line(e)}"
             ) from e
     return checked
 
@@ -233,11 +240,16 @@ def check_fingerprints(files: Sequence[str], expected: str, expected_from: str, 
     """Every file of `files` must carry feature fingerprint `expected` (reads only each file's first bytes).
 
     Raises:
-      InputDataError: one line naming the first file without `expected`, what it carries, `expected_from` and
-        `what_to_do`.
+      InputDataError: one line naming the first file without `expected` (or an empty one), what it carries,
+        `expected_from` and `what_to_do`.
     """
     for path in files:
-        found = file_fingerprint(path)
+        with tf.io.gfile.GFile(path, "rb") as f:
+            head = f.read(fingerprint.HEADER_BYTES)
+        if not head:  # a shard of pipelines.preprocess always has its gzip header, even without records
+            raise InputDataError(f"{path} is empty (0 bytes), so not a shard written by pipelines.preprocess: "
+                                 f"delete it, or {what_to_do}")
+        found = fingerprint.from_gzip_header(head)
         if found != expected:
             raise InputDataError(fingerprint.mismatch_message(path, found, expected, expected_from, what_to_do))
 
