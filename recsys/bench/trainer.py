@@ -16,7 +16,10 @@ Ratios (targets from the trainer issue):
   5. `--settling_only`: the settling options (issue 15) vs plain training, time per example (target ≤ 1.05× for
      EMA and for the jitter metric): weight averaging (EMA of every weight, embedding tables included, each
      step), EMA with the averaged weights' progressive validation (one more forward pass per step), the jitter
-     metric every `--jitter_steps` steps, and all of them.
+     metric every `--jitter_steps` steps, and all of them;
+  6. `--id_check_only`: the model's in-graph id range check (`CTRModel.embed` asserts 0 <= id < vocab_size for every
+     categorical feature, so data of another feature contract fails naming the feature) vs the same trainer with
+     the check removed inside this benchmark only (`_without_id_check`): time per example.
 
 Trainer rates are the trainer's own `steady_examples_per_sec` (between its first and last progress line, every
 10 steps, so tracing and start-up are excluded). Every variant runs `--repeats` times, interleaved, and the best
@@ -24,9 +27,11 @@ run counts (these machines are shared; the best run is the least disturbed one).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 
 from absl import app, flags
 
@@ -42,6 +47,8 @@ _REPLICAS_ONLY = flags.DEFINE_bool("replicas_only", False, "Only replica mode: R
 _SETTLING_ONLY = flags.DEFINE_bool("settling_only", False, "Only the settling options (EMA, jitter) vs plain.")
 _JITTER_STEPS = flags.DEFINE_integer("jitter_steps", 20, "N of the jitter metric (--settling_only).")
 _EMA_DECAY = flags.DEFINE_float("ema_decay", 0.999, "EMA decay (--settling_only).")
+_ID_CHECK_ONLY = flags.DEFINE_bool("id_check_only", False, "Only the model's in-graph id range check: with vs "
+                                   "without (removed in this benchmark's process only).")
 
 HIDDEN = (1024, 512, 256, 128, 64, 16)
 CATEGORICAL = ("C1", "C2", "C3", "C4", "C5")
@@ -69,10 +76,11 @@ def _write_data(directory: str, examples: int, vocab_size: int) -> str:
 
 def _trainer_rate(data: str, workdir: str, batch_size: int, activation: str = "relu", progressive: bool = True,
                   plain: bool = False, normalization: str = "layer", replicas: int = 1,
-                  shuffle: str = "none", overrides: dict | None = None) -> tuple[float, float]:
+                  shuffle: str = "none", overrides: dict | None = None, id_check: bool = True) -> tuple[float, float]:
     """The trainer's steady (examples/s, examples per CPU second) on configs/criteo_toy.py.
 
     `plain`: no normalisation, no clipping. `overrides`: more config keys (dotted, e.g. "averaging.ema_decay").
+    `id_check=False`: the model without its in-graph id range check (`_without_id_check`).
     """
     from configs import criteo_toy
     from recsys.training.loop import Trainer
@@ -95,11 +103,50 @@ def _trainer_rate(data: str, workdir: str, batch_size: int, activation: str = "r
     for key, value in (overrides or {}).items():
         section, _, leaf = key.rpartition(".")
         setattr(config.get(section) if section else config, leaf, value)
-    trainer = Trainer(config, workdir, progressive=progressive)
-    metrics = trainer.run().metrics
+    with contextlib.nullcontext() if id_check else _without_id_check():
+        trainer = Trainer(config, workdir, progressive=progressive)
+        metrics = trainer.run().metrics
     if progressive:
         _SHARES.append(metrics["progressive_metrics_seconds"] / metrics["train_seconds"])
     return trainer.steady_examples_per_sec, trainer.steady_examples_per_cpu_sec
+
+
+# The messages of the id range check in `CTRModel.embed`; only asserts with them are removed.
+_ID_CHECK_MESSAGE = "categorical "
+
+
+@contextlib.contextmanager
+def _without_id_check() -> Iterator[None]:
+    """Inside the block, the model's id range check traces to nothing: `tf.debugging.assert_non_negative` and
+    `assert_less` return a no-op for the check's messages (and do their usual work for any other caller).
+
+    Raises:
+      RuntimeError: the block traced no id check, so the variant would not differ from the default.
+    """
+    import tensorflow as tf
+
+    originals = {name: getattr(tf.debugging, name) for name in ("assert_non_negative", "assert_less")}
+    removed = []
+
+    def without(original):
+        def assert_fn(*args, message=None, **kwargs):
+            if message and message.startswith(_ID_CHECK_MESSAGE):
+                removed.append(message)
+                return tf.no_op()
+            return original(*args, message=message, **kwargs)
+
+        return assert_fn
+
+    for name, original in originals.items():
+        setattr(tf.debugging, name, without(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(tf.debugging, name, original)
+    if not removed:
+        raise RuntimeError("no id range check was traced: CTRModel.embed no longer uses tf.debugging.assert_less/"
+                           "assert_non_negative with messages starting 'categorical '; update _without_id_check")
 
 
 def _bare_mlp_rate(batch_size: int, steps: int) -> tuple[float, float]:
@@ -190,6 +237,9 @@ def main(argv: list[str]) -> None:
         return
     if _SETTLING_ONLY.value:
         _settling_costs()
+        return
+    if _ID_CHECK_ONLY.value:
+        _id_check_costs()
         return
     batch, examples = _BATCH.value, _EXAMPLES.value
     steps = examples // batch
@@ -292,6 +342,24 @@ def _settling_costs() -> None:
         print(f"{name:40s} {best[0]:11.0f} {best[1]:9.0f} {plain[0] / best[0]:6.3f} | {plain[1] / best[1]:5.3f}   "
               f"{', '.join(f'{v[0]:.0f}' for v in values)}")
     print("(time/plain: wall | CPU; target <= 1.05 for EMA and for jitter)")
+
+
+def _id_check_costs() -> None:
+    """The in-graph id range check vs none: time per example, side by side (interleaved runs, best of each)."""
+    import tensorflow as tf
+
+    variants = {"with the id range check (default)": {}, "without it (this benchmark only)": {"id_check": False}}
+    rates = _interleaved_rates(variants)
+    print(f"\nId range check benchmark: toy model, {len(CATEGORICAL)} categorical features x {_VOCAB.value} ids, MLP "
+          f"{list(HIDDEN)}, batch {_BATCH.value}, {_EXAMPLES.value} examples, best of {_REPEATS.value}, "
+          f"TF {tf.__version__}, {os.cpu_count()} CPUs")
+    print(f"{'variant':40s} {'examples/s':>11s} {'ex/CPU-s':>9s}   all runs (examples/s)")
+    best = {name: (max(v[0] for v in values), max(v[1] for v in values)) for name, values in rates.items()}
+    for name, values in rates.items():
+        print(f"{name:40s} {best[name][0]:11.0f} {best[name][1]:9.0f}   {', '.join(f'{v[0]:.0f}' for v in values)}")
+    checked, unchecked = (best[name] for name in variants)
+    print(f"{'time per example, with / without the check':58s} {unchecked[0] / checked[0]:6.3f} | "
+          f"{unchecked[1] / checked[1]:6.3f}  (wall | CPU)")
 
 
 if __name__ == "__main__":
