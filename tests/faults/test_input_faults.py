@@ -416,3 +416,31 @@ def test_study_raw_tsv_head_failure_leaves_no_temporary_file(tmp_path):
     with pytest.raises(IsADirectoryError, match="b.tsv"):
         _head(str(tmp_path / "*.tsv"), 5, str(tmp_path / "raw" / "head.tsv"))
     assert os.listdir(tmp_path / "raw") == []
+
+
+def test_study_refuses_held_out_data_of_another_contract(tmp_path):
+    from recsys.data.input import InputDataError
+    from recsys.study.data import EvalSet
+    from tests.faults.test_faults import OTHER
+
+    FEATURES.save(str(tmp_path / "features.json"))
+    write_toy_tfrecords(str(tmp_path / "held_out-0.tfrecord.gz"), FEATURES, 20)
+    write_toy_tfrecords(str(tmp_path / "held_out-1.tfrecord.gz"), OTHER, 20, seed=1)
+    files = tuple(str(tmp_path / f"held_out-{i}.tfrecord.gz") for i in range(2))
+    with pytest.raises(InputDataError, match=(
+            rf"^{files[1]} was encoded with feature contract {OTHER.fingerprint()}, but {tmp_path / 'features.json'} "
+            rf"has {FEATURES.fingerprint()}: rerun pipelines.preprocess")):
+        EvalSet(files, str(tmp_path / "features.json"))
+
+
+def test_a_second_study_on_a_workdir_fails_fast_naming_the_holder(tmp_path):
+    from recsys.study.runner import run_study
+    from recsys.training.lock import WorkdirLockedError, workdir_lock
+
+    (tmp_path / "results.json").write_text("{}")
+    with workdir_lock(str(tmp_path), job="study"):
+        lock = (tmp_path / "LOCK").read_text()
+        with pytest.raises(WorkdirLockedError, match=rf"^workdir {tmp_path} is in use by study pid {os.getpid()} "):
+            run_study(None, str(tmp_path))  # fails on the lock, before the config is read
+        assert (tmp_path / "LOCK").read_text() == lock
+    assert os.listdir(tmp_path) == ["results.json"]
