@@ -49,6 +49,7 @@ _JITTER_STEPS = flags.DEFINE_integer("jitter_steps", 20, "N of the jitter metric
 _EMA_DECAY = flags.DEFINE_float("ema_decay", 0.999, "EMA decay (--settling_only).")
 _ID_CHECK_ONLY = flags.DEFINE_bool("id_check_only", False, "Only the model's in-graph id range check: with vs "
                                    "without (removed in this benchmark's process only).")
+_EMBED_ONLY = flags.DEFINE_bool("embed_only", False, "With --id_check_only: only the embedding-part micro-benchmark.")
 
 HIDDEN = (1024, 512, 256, 128, 64, 16)
 CATEGORICAL = ("C1", "C2", "C3", "C4", "C5")
@@ -239,7 +240,7 @@ def main(argv: list[str]) -> None:
         _settling_costs()
         return
     if _ID_CHECK_ONLY.value:
-        _id_check_costs()
+        _embed_costs() if _EMBED_ONLY.value else _id_check_costs()
         return
     batch, examples = _BATCH.value, _EXAMPLES.value
     steps = examples // batch
@@ -360,6 +361,56 @@ def _id_check_costs() -> None:
     checked, unchecked = (best[name] for name in variants)
     print(f"{'time per example, with / without the check':58s} {unchecked[0] / checked[0]:6.3f} | "
           f"{unchecked[1] / checked[1]:6.3f}  (wall | CPU)")
+    _embed_costs()
+
+
+def _embed_costs(repeats: int = 50) -> None:
+    """Forward + backward ms of the model's embedding part (`CTRModel.embed`, lookups and their sparse gradients) on
+    one batch, with and without the id range check, for the toy model's 5 features and for all 26 of Criteo: the
+    check's own cost per step, without the trainer runs' noise. Min of `repeats` x 10 calls, interleaved, in wall
+    time and in CPU time of the process (the steadier one on a loaded machine)."""
+    import tensorflow as tf
+
+    from configs import criteo_toy
+    from recsys.data.features import Feature, FeatureSet
+    from recsys.model.ctr import ModelSpec, build_model
+
+    batch, vocab = _BATCH.value, _VOCAB.value
+    print(f"\nEmbedding part, forward + backward of one batch of {batch} (min of {repeats} x 10 calls, {vocab} ids "
+          f"per table, {EMBEDDING_DIM} wide), ms per call, wall | CPU:")
+    print(f"  {'features':10s} {'with check':>15s} {'without':>15s} {'check costs':>15s}")
+    for count in (len(CATEGORICAL), 26):
+        names = tuple(f"C{i}" for i in range(1, count + 1))
+        features = FeatureSet((Feature("label", "int64", "label"),)
+                              + tuple(Feature(name, "int64", "categorical", vocab) for name in names))
+        model_config = criteo_toy.get_config().model
+        model_config.categorical = ",".join(names)
+        spec = ModelSpec.from_config(model_config, features)
+        ids = {name: tf.random.uniform([batch], 0, vocab, tf.int64, seed=i) for i, name in enumerate(names)}
+        steps = {}
+        for checked in (True, False):
+            model = build_model(spec)
+
+            def forward_backward(model=model, ids=ids):
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_sum(model.embed(ids, training=True))
+                return tape.gradient(loss, [layer.embeddings for layer in model.embedding_layers])
+
+            steps[checked] = tf.function(forward_backward)
+            with contextlib.nullcontext() if checked else _without_id_check():
+                steps[checked]()  # traced here
+        times: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+        for _ in range(repeats):
+            for checked, step in steps.items():
+                start, cpu_start = time.perf_counter(), time.process_time()
+                for _ in range(10):
+                    out = step()
+                tf.nest.map_structure(lambda t: t.values.numpy() if hasattr(t, "values") else t.numpy(), out)
+                times[checked].append(((time.perf_counter() - start) / 10, (time.process_time() - cpu_start) / 10))
+        (with_wall, with_cpu), (without_wall, without_cpu) = (
+            (1e3 * min(t[0] for t in times[c]), 1e3 * min(t[1] for t in times[c])) for c in (True, False))
+        print(f"  {count:<10d} {with_wall:6.3f} | {with_cpu:6.3f} {without_wall:6.3f} | {without_cpu:6.3f} "
+              f"{with_wall - without_wall:6.3f} | {with_cpu - without_cpu:6.3f}")
 
 
 if __name__ == "__main__":
