@@ -27,13 +27,6 @@ flags.DEFINE_float("malformed_fraction", 0.0, "Share of lines replaced by malfor
 flags.mark_flags_as_required(["output", "rows", "seed"])
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        sys.exit(f"generate_clicklogs: error: {e} (see --helpfull)")
-
-
 def main(argv: list[str]) -> None:
     console.configure(logging.get_verbosity())  # before TensorFlow/Beam are imported; --verbosity=1: all logs
     if len(argv) > 1:
@@ -61,4 +54,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    from pipelines import parse_flags
+
+    app.run(main, flags_parser=parse_flags)

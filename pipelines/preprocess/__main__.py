@@ -30,14 +30,6 @@ flags.DEFINE_bool("overwrite", False, "Replace the outputs of an earlier run in 
 flags.mark_flags_as_required(["input", "output_dir"])
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-    """Parses the job's flags and leaves every other argument for Beam's pipeline options."""
-    try:
-        return FLAGS(argv, known_only=True)
-    except flags.Error as e:
-        sys.exit(f"preprocess: error: {e} (see --helpfull)")
-
-
 def main(argv: list[str]) -> None:
     from recsys import console
 
@@ -70,4 +62,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    from pipelines import parse_known_flags
+
+    app.run(main, flags_parser=parse_known_flags)

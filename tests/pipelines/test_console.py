@@ -175,3 +175,74 @@ def test_compare_bad_prediction_is_named_by_model_and_example(tmp_path):
     assert result.stderr == (
         "compare: error: `predictions` must be probabilities in [0, 1]. Received 1.5 for model second, example 0\n"
     )
+
+
+# --- One-line flag errors (pipelines.parse_flags) ----------------------------------------------------------------
+
+
+def _job_flags():
+    from absl import flags
+
+    flag_values = flags.FlagValues()
+    flags.DEFINE_integer("replicas", 2, "", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("seed", 0, "", flag_values=flag_values)
+    flags.DEFINE_float("confidence", 0.95, "", lower_bound=0.0, upper_bound=1.0, flag_values=flag_values)
+    flags.DEFINE_enum("vocab_mode", "frequency", ["frequency", "hash"], "", flag_values=flag_values)
+    flags.DEFINE_bool("overwrite", False, "", flag_values=flag_values)
+    flags.DEFINE_string("output", None, "", flag_values=flag_values)
+    flags.mark_flag_as_required("output", flag_values=flag_values)
+    return flag_values
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--replicas=x"], "--replicas=x: expected a positive integer"),
+        (["--replicas=0"], "--replicas=0: expected a positive integer"),
+        (["--seed=1.5"], "--seed=1.5: expected an integer"),
+        (["--confidence=2"], "--confidence=2: expected a number in the range [0.0, 1.0]"),
+        (["--vocab_mode=sorted"], "--vocab_mode=sorted: expected one of frequency|hash"),
+        (["--overwrite=maybe"], "--overwrite=maybe: expected true or false"),
+        ([], "--output is required"),
+        (["--replica=3"], "Unknown command line flag 'replica'. Did you mean: replicas ?"),
+    ],
+)
+def test_a_bad_flag_is_one_line_naming_the_flag_the_value_and_what_is_allowed(args, message, capsys):
+    import pipelines
+
+    argv = ["job", *(args if not args or args[0].startswith("--output") else [*args, "--output=o"])]
+    with pytest.raises(SystemExit) as exit_info:
+        pipelines.parse_flags(argv, flag_values=_job_flags())
+    assert exit_info.value.code == pipelines.EXIT_BAD_FLAGS == 1
+    assert capsys.readouterr().err == f"job: error: {message} (see --helpfull)\n"
+
+
+def test_known_only_leaves_unknown_flags_for_beam():
+    import pipelines
+
+    assert pipelines.parse_flags(["job", "--output=o", "--runner=x", "a"], known_only=True,
+                                 flag_values=_job_flags()) == ["job", "--runner=x", "a"]
+
+
+def test_every_entry_point_parses_its_flags_with_parse_flags():
+    jobs = [path for path in sorted((REPO_ROOT / "pipelines").glob("*.py")) if path.name != "__init__.py"]
+    jobs.append(REPO_ROOT / "pipelines" / "preprocess" / "__main__.py")
+    runs = {path.relative_to(REPO_ROOT).as_posix(): re.findall(r"app\.run\((.*)\)", path.read_text()) for path in jobs}
+    runs = {job: calls for job, calls in runs.items() if calls}
+    assert len(runs) == 11, sorted(runs)
+    assert {job: calls for job, calls in runs.items()
+            if calls not in (["main, flags_parser=parse_flags"], ["main, flags_parser=parse_known_flags"])} == {}
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["-m", "pipelines.train", "--config=configs/base.py", "--config.data.batch_size=abc", "--workdir=w"],
+         "train: error: --config.data.batch_size=abc: expected an integer (see --helpfull)"),
+        (["-m", "pipelines.compare", "--bootstrap=x"],
+         "compare: error: --bootstrap=x: expected an integer (see --helpfull)"),
+    ],
+)
+def test_a_bad_flag_value_is_the_only_stderr_line_of_the_job(args, line, tmp_path):
+    result = _run(*args)
+    assert (result.returncode, result.stderr) == (1, line + "\n")
