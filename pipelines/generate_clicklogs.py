@@ -41,7 +41,8 @@ def main(argv: list[str]) -> None:
             ctr=FLAGS.ctr,
             malformed_fraction=FLAGS.malformed_fraction,
         )
-        summary = write_clicklogs(FLAGS.output, config, log_every=16)
+        summary = write_clicklogs(FLAGS.output, config,
+                                  progress=console.Progress("generate_clicklogs: writing rows", config.rows, "rows"))
     except (ValueError, OSError) as e:
         sys.exit(f"generate_clicklogs: error: {e}")
     bad = {k: v for k, v in summary.malformed.items() if v}

@@ -239,6 +239,17 @@ def format_position(done: float, total: float | None, rate: float, unit: str = "
     return f"{quantity(done)}/{quantity(total)}{unit} ({100.0 * done / total:.1f}%) ETA {eta}"
 
 
+# A line `Progress` logged, in absl's log format (the record's file is this module): the message after "] ".
+_PROGRESS_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ console\.py:\d+\] (?P<message>.*)$")
+
+
+def progress_message(line: str) -> str | None:
+    """The message of a progress line (`Progress`) in a child job's absl log output, else None; a job that runs
+    another in a child process logs these again, so that its console shows the child's progress."""
+    match = _PROGRESS_LOG_LINE.match(line.rstrip("\n"))
+    return match.group("message") if match else None
+
+
 def _byte_scale(total: int | None) -> tuple[float, str]:
     """The unit that shows `total` bytes with a few digits: kB, MB or GB (decimal)."""
     for scale, unit in ((1e9, "GB"), (1e6, "MB")):

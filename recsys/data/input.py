@@ -140,6 +140,38 @@ def count_examples(file_pattern: str, compression: str = "auto") -> int:
     return count_records(list_files(file_pattern), compression)
 
 
+def expected_records(pattern: str, files: Sequence[str]) -> int | None:
+    """The number of records in `files` (those glob `pattern` matches) for progress and ETAs, else None when it
+    is not cheap to know.
+
+    From the preprocessing job's `summary.json` beside the shards: `rows_ok` when the pattern matches every
+    shard, the sum of the listed shards' `rows` when it matches some of them (e.g. the study's training
+    shards without the held-out one). Otherwise the records are counted (one read of the input) when the
+    files hold at most `COUNT_LIMIT_BYTES`.
+    """
+    files = list(files)
+    total = _rows_from_summary(pattern, files)
+    if total is None and sum(tf.io.gfile.stat(f).length for f in files) <= COUNT_LIMIT_BYTES:
+        total = count_records(files)
+    return total
+
+
+def _rows_from_summary(pattern: str, files: list[str]) -> int | None:
+    directory = layout.data_directory(pattern)
+    summary_path = os.path.join(directory, layout.SUMMARY_FILE)
+    if not tf.io.gfile.exists(summary_path):
+        return None
+    try:
+        with tf.io.gfile.GFile(summary_path) as f:
+            summary = json.load(f)
+        if sorted(tf.io.gfile.glob(os.path.join(directory, layout.SHARD_PATTERN))) == files:
+            return int(summary["rows_ok"])
+        rows = {os.path.join(directory, shard["name"]): int(shard["rows"]) for shard in summary.get("shards", ())}
+    except (ValueError, KeyError, TypeError):
+        return None
+    return sum(rows[f] for f in files) if all(f in rows for f in files) else None
+
+
 # --- Checking records against features.json ---------------------------------------------------------------------
 
 
@@ -437,34 +469,12 @@ class DataSource:
                    int(seed))
 
     def expected_examples(self, max_examples: int = 0) -> int | None:
-        """The stream's length for progress/ETA (and schedules), else None when it is not cheap to know.
-
-        From the preprocessing job's `summary.json` beside the shards: `rows_ok` when the pattern matches every
-        shard, the sum of the listed shards' `rows` when it matches some of them (e.g. the study's training
-        shards without the held-out one). Otherwise the records are counted (one read of the input) when the
-        files hold at most `COUNT_LIMIT_BYTES`. `max_examples` (> 0) caps the answer.
-        """
-        total = self._rows_from_summary()
-        if total is None and sum(tf.io.gfile.stat(f).length for f in self.files) <= COUNT_LIMIT_BYTES:
-            total = count_records(self.files)
+        """The stream's length for progress/ETA (and schedules), else None when it is not cheap to know
+        (`expected_records`). `max_examples` (> 0) caps the answer."""
+        total = expected_records(self.pattern, self.files)
         if max_examples:
             total = min(total, max_examples) if total is not None else max_examples
         return total
-
-    def _rows_from_summary(self) -> int | None:
-        directory = layout.data_directory(self.pattern)
-        summary_path = os.path.join(directory, layout.SUMMARY_FILE)
-        if not tf.io.gfile.exists(summary_path):
-            return None
-        try:
-            with tf.io.gfile.GFile(summary_path) as f:
-                summary = json.load(f)
-            if sorted(tf.io.gfile.glob(os.path.join(directory, layout.SHARD_PATTERN))) == self.files:
-                return int(summary["rows_ok"])
-            rows = {os.path.join(directory, shard["name"]): int(shard["rows"]) for shard in summary.get("shards", ())}
-        except (ValueError, KeyError, TypeError):
-            return None
-        return sum(rows[f] for f in self.files) if all(f in rows for f in self.files) else None
 
     def dataset(self, batch_size: int, start_offset: int = 0, input_context=None) -> tf.data.Dataset:
         """The stream from example `start_offset` of the global stream on, batched (final partial batch kept).

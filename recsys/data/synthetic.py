@@ -49,6 +49,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from recsys import console
 from recsys.data import criteo
 
 CHUNK_ROWS = 1 << 16
@@ -423,8 +424,10 @@ def _malform(line: bytes, kind: str, rng: np.random.Generator) -> bytes:
 # --- writing ------------------------------------------------------------------------------------
 
 
-def write_clicklogs(path: str, config: GeneratorConfig, log_every: int = 0) -> GenerationSummary:
+def write_clicklogs(path: str, config: GeneratorConfig, progress: console.Progress | None = None) -> GenerationSummary:
     """Writes the log to `path` (`.tsv` or `.tsv.gz`) atomically: a temporary file renamed at the end.
+
+    `progress`: a `recsys.console.Progress` counting rows, told of every chunk written (None: no progress lines).
 
     `.tsv.gz` is written at gzip level 1 with no name or time in the header, so it is byte-identical for the
     same config (on the same platform and NumPy version: the draws use NumPy's floating-point functions).
@@ -456,8 +459,8 @@ def write_clicklogs(path: str, config: GeneratorConfig, log_every: int = 0) -> G
                 clicks += int(chunk.labels[good].sum())
                 for k, count in zip(*np.unique(chunk.malformed[~good], return_counts=True), strict=True):
                     malformed[MALFORMED_KINDS[k]] += int(count)
-                if log_every and (chunk.start // CHUNK_ROWS + 1) % log_every == 0:
-                    _log_progress(chunk.start + len(chunk), config.rows, started)
+                if progress is not None:
+                    progress.add(len(chunk))
             if sink is not raw:
                 sink.close()
         os.replace(temporary, path)
@@ -465,14 +468,6 @@ def write_clicklogs(path: str, config: GeneratorConfig, log_every: int = 0) -> G
         if os.path.exists(temporary):
             os.remove(temporary)
     return GenerationSummary(config.rows, valid, clicks, malformed, generator.bias, time.perf_counter() - started)
-
-
-def _log_progress(done: int, total: int, started: float) -> None:
-    from absl import logging
-
-    elapsed = time.perf_counter() - started
-    rate = done / max(elapsed, 1e-9)
-    logging.info("%d/%d rows, %.0f rows/s, ETA %.0f s", done, total, rate, (total - done) / rate)
 
 
 # --- numerics -----------------------------------------------------------------------------------
