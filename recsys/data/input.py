@@ -147,12 +147,13 @@ def expected_records(pattern: str, files: Sequence[str]) -> int | None:
     From the preprocessing job's `summary.json` beside the shards: `rows_ok` when the pattern matches every
     shard, the sum of the listed shards' `rows` when it matches some of them (e.g. the study's training
     shards without the held-out one). Otherwise the records are counted (one read of the input) when the
-    files hold at most `COUNT_LIMIT_BYTES`.
+    files hold at most `COUNT_LIMIT_BYTES`, each file with the compression its name says (GZIP and plain files
+    may mix, as the comparator reads them).
     """
     files = list(files)
     total = _rows_from_summary(pattern, files)
     if total is None and sum(tf.io.gfile.stat(f).length for f in files) <= COUNT_LIMIT_BYTES:
-        total = count_records(files)
+        total = sum(count_records([f]) for f in files)
     return total
 
 

@@ -2,6 +2,7 @@
 
 The jobs run in real subprocesses without TF_CPP_MIN_LOG_LEVEL in their environment, as a user starts them.
 """
+import gzip
 import os
 import re
 import subprocess
@@ -153,13 +154,22 @@ def test_training_error_is_the_only_stderr_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_default_preprocessing_run_shows_no_beam_lines(tmp_path):
-    sample = tmp_path / "head.tsv"
-    sample.write_text("".join(CRITEO_SAMPLE.read_text().splitlines(keepends=True)[:200]))
-    result = _run("-m", "pipelines.preprocess", f"--input={sample}", f"--output_dir={tmp_path / 'out'}")
+def test_default_preprocessing_run_shows_no_beam_lines_and_its_progress(tmp_path):
+    lines = CRITEO_SAMPLE.read_text().splitlines(keepends=True)
+    (tmp_path / "day_0.tsv").write_text("".join(lines[:200]))
+    (tmp_path / "day_1.tsv.gz").write_bytes(gzip.compress("".join(lines[200:300]).encode()))
+    kb = sum(os.path.getsize(tmp_path / name) for name in ("day_0.tsv", "day_1.tsv.gz")) / 1e3
+    result = _run("-m", "pipelines.preprocess", f"--input={tmp_path}/day_*", f"--output_dir={tmp_path / 'out'}",
+                  "--progress_every_seconds=0")
     assert result.returncode == 0, result.stderr[-3000:]
     assert _third_party_lines(result.stderr) == []
-    assert result.stdout.startswith("preprocess: 200 rows in, 200 written")
+    assert result.stdout.startswith("preprocess: 300 rows in, 300 written")
+    # Each pass over the input reports the bytes read (compressed for .gz) of the input's size.
+    progress = [console.progress_message(line) for line in result.stderr.splitlines()]
+    for name in ("preprocess pass 1/2 (counting lines and values)", "preprocess pass 2/2 (writing shards)"):
+        reported = [m for m in progress if m and m.startswith(name + ": ")]
+        assert any(f"/{kb:.1f} kB (" in m and " ETA " in m for m in reported), (name, result.stderr)
+        assert reported[-1].startswith(f"{name}: done, {kb:.1f} kB in "), reported
 
 
 def test_compare_bad_prediction_is_named_by_model_and_example(tmp_path):
