@@ -198,3 +198,23 @@ def test_deleted_base_path_keeps_serving_and_logs_once(model, tmp_path, caplog):
             _assert_serves_good_request(running, model)
     finally:
         running.close()
+
+
+@pytest.mark.slow  # builds and exports a real CTRModel (~10 s)
+def test_trainer_export_with_parse_defaults_is_checked_too(tmp_path):
+    """The trainer's SavedModel scores a missing feature as 0 on its own; served, the Example is refused."""
+    from recsys.serving.server import Servable, ServingError
+    from recsys.training import export
+    from tests.training.test_export import FEATURES, _examples, _trained_model
+
+    path = str(tmp_path / "sm")
+    export.export_saved_model(_trained_model("relu", "none"), FEATURES, path)
+    records = _examples(3, seed=1, drop=())
+    records[1] = _examples(1, seed=2, drop=("I2",))[0]
+    loaded = tf.saved_model.load(path)
+    assert loaded.signatures["serving_default"](examples=tf.constant(records))["probabilities"].shape == (3,)
+    servable = Servable("ctr", 1, path, loaded, max_batch_size=8)
+    with pytest.raises(ServingError) as info:
+        servable.run(servable.signature(""), {"examples": records})
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Example at index 1 of the request: required feature 'I2' is missing" in info.value.message
