@@ -283,7 +283,7 @@ class GenerationSummary:
     def to_json(self, config: GeneratorConfig) -> dict:
         """The summary and the config that produced it, as the summary file holds them."""
         return {
-            "config": {**dataclasses.asdict(config), "truth_features": list(config.truth_features)},
+            "config": _config_json(config),
             "rows": self.rows,
             "valid_rows": self.valid_rows,
             "clicks": self.clicks,
@@ -447,10 +447,11 @@ class _DeepTruth:
         fan_in = LATENT_DIM * len(self.cat_columns) + len(self.int_columns)
         self.layers = []
         for _ in range(DEEP_HIDDEN_LAYERS):
-            weights = rng.normal(0, DEEP_GAIN / math.sqrt(fan_in), size=(fan_in, DEEP_WIDTH))
-            self.layers.append((weights, rng.normal(0, DEEP_BIAS_STD, size=DEEP_WIDTH)))
+            weights = rng.normal(0, DEEP_GAIN / math.sqrt(fan_in), size=(fan_in, DEEP_WIDTH)).astype(np.float32)
+            bias = rng.normal(0, DEEP_BIAS_STD, size=DEEP_WIDTH).astype(np.float32)
+            self.layers.append((weights, bias))
             fan_in = DEEP_WIDTH
-        self.output = rng.normal(0, 1 / math.sqrt(fan_in), size=fan_in)
+        self.output = rng.normal(0, 1 / math.sqrt(fan_in), size=fan_in).astype(np.float32)
         self.scale = 1.0
 
     def set_scale(self, raw_logits: np.ndarray) -> np.ndarray:
@@ -459,22 +460,26 @@ class _DeepTruth:
         return raw_logits * self.scale
 
     def latents(self, column: int, ids: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """L_c(v, t) of categorical column `column` (0..25) for value ids at times t: float64 [n, LATENT_DIM]."""
-        theta = DRIFT_RAD_PER_DAY * t[:, None]
+        """L_c(v, t) of categorical column `column` (0..25) for value ids at times t: float32 [n, LATENT_DIM]."""
+        theta = DRIFT_RAD_PER_DAY * t
+        cos_t, sin_t = np.cos(theta).astype(np.float32)[:, None], np.sin(theta).astype(np.float32)[:, None]
         first, second = (
             np.concatenate([_hash_uniforms(ids, key) for key in keys], axis=1) for keys in self._latent_keys[column]
         )
-        return np.cos(theta) * first + np.sin(theta) * second
+        return cos_t * first + sin_t * second
 
     def logits(self, ints: np.ndarray, int_present: np.ndarray, cat_ids: np.ndarray, t: np.ndarray) -> np.ndarray:
-        inputs = [self.latents(j, cat_ids[:, j], t) for j in self.cat_columns]
-        for j in self.int_columns:
+        # float32 inputs and layers: the network is most of the mode's cost, and labels need no more precision.
+        hidden = np.empty((len(t), self.layers[0][0].shape[0]), dtype=np.float32)
+        for k, j in enumerate(self.cat_columns):
+            hidden[:, k * LATENT_DIM : (k + 1) * LATENT_DIM] = self.latents(j, cat_ids[:, j], t)
+        offset = len(self.cat_columns) * LATENT_DIM
+        for k, j in enumerate(self.int_columns):
             response = np.tanh(np.log1p(np.maximum(ints[:, j], 0)) - self._int_centres[j])
-            inputs.append(np.where(int_present[:, j], response, self._int_missing[j])[:, None])
-        hidden = np.concatenate(inputs, axis=1)
+            hidden[:, offset + k] = np.where(int_present[:, j], response, self._int_missing[j])
         for weights, bias in self.layers:
             hidden = np.tanh(hidden @ weights + bias)
-        return self.scale * (hidden @ self.output)
+        return self.scale * (hidden @ self.output).astype(np.float64)
 
 
 # --- formatting ---------------------------------------------------------------------------------
@@ -638,6 +643,29 @@ def write_clicklogs(
 
         atomic.write_json(summary_path, summary.to_json(config))
     return summary
+
+
+def check_summary(summary_path: str, config: GeneratorConfig) -> None:
+    """Raises ValueError if the summary file at `summary_path` (written by `write_clicklogs`) records another
+    config than `config`, i.e. its log is not the one `config` asks for. A missing file passes (logs written
+    before summaries existed)."""
+    if not os.path.exists(summary_path):
+        return
+    import json
+
+    with open(summary_path) as f:
+        recorded = json.load(f)["config"]
+    wanted = _config_json(config)
+    if recorded != wanted:
+        differences = {k: (recorded.get(k), v) for k, v in wanted.items() if recorded.get(k) != v}
+        raise ValueError(
+            f"The log beside {summary_path} was generated with another config: (recorded, asked for) = "
+            f"{differences}; delete it to regenerate it, or use another directory."
+        )
+
+
+def _config_json(config: GeneratorConfig) -> dict:
+    return {**dataclasses.asdict(config), "truth_features": list(config.truth_features)}
 
 
 def _oracle(labels: np.ndarray, probabilities: np.ndarray) -> tuple[float | None, float | None, int]:
