@@ -397,8 +397,7 @@ class ClickLogGenerator:
         """
         if self._deep is not None:
             return self._deep.logits(ints, int_present, cat_ids, t)
-        theta = DRIFT_RAD_PER_DAY * t
-        cos_t, sin_t = np.cos(theta).astype(np.float32)[:, None], np.sin(theta).astype(np.float32)[:, None]
+        cos_t, sin_t = _rotation(t)
         effects = []
         logits = np.zeros(len(t))
         for j in range(len(criteo.CAT_COLUMNS)):
@@ -461,8 +460,9 @@ class _DeepTruth:
 
     def latents(self, column: int, ids: np.ndarray, t: np.ndarray) -> np.ndarray:
         """L_c(v, t) of categorical column `column` (0..25) for value ids at times t: float32 [n, LATENT_DIM]."""
-        theta = DRIFT_RAD_PER_DAY * t
-        cos_t, sin_t = np.cos(theta).astype(np.float32)[:, None], np.sin(theta).astype(np.float32)[:, None]
+        return self._latents(column, ids, *_rotation(t))
+
+    def _latents(self, column: int, ids: np.ndarray, cos_t: np.ndarray, sin_t: np.ndarray) -> np.ndarray:
         first, second = (
             np.concatenate([_hash_uniforms(ids, key) for key in keys], axis=1) for keys in self._latent_keys[column]
         )
@@ -471,8 +471,9 @@ class _DeepTruth:
     def logits(self, ints: np.ndarray, int_present: np.ndarray, cat_ids: np.ndarray, t: np.ndarray) -> np.ndarray:
         # float32 inputs and layers: the network is most of the mode's cost, and labels need no more precision.
         hidden = np.empty((len(t), self.layers[0][0].shape[0]), dtype=np.float32)
+        cos_t, sin_t = _rotation(t)
         for k, j in enumerate(self.cat_columns):
-            hidden[:, k * LATENT_DIM : (k + 1) * LATENT_DIM] = self.latents(j, cat_ids[:, j], t)
+            hidden[:, k * LATENT_DIM : (k + 1) * LATENT_DIM] = self._latents(j, cat_ids[:, j], cos_t, sin_t)
         offset = len(self.cat_columns) * LATENT_DIM
         for k, j in enumerate(self.int_columns):
             response = np.tanh(np.log1p(np.maximum(ints[:, j], 0)) - self._int_centres[j])
@@ -702,6 +703,12 @@ def _zipf_mandelbrot(u: np.ndarray, n: int, s: float, q: float) -> np.ndarray:
         a, b = (1 + q) ** (1 - s), (n + 1 + q) ** (1 - s)
         x = (a + u * (b - a)) ** (1 / (1 - s)) - q
     return np.clip(np.floor(x), 1, n).astype(np.int64)
+
+
+def _rotation(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of the drift angle at times `t` (days), float32 [n, 1] each."""
+    theta = DRIFT_RAD_PER_DAY * t
+    return np.cos(theta).astype(np.float32)[:, None], np.sin(theta).astype(np.float32)[:, None]
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
