@@ -191,3 +191,28 @@ def test_deep_study_config_generates_the_deep_log_and_expands_to_seven_cells():
     settled = study_settled.get_config()
     assert config.train.to_dict() == settled.train.to_dict()  # only the data and the grid differ
     assert config.grid.replicas == settled.grid.replicas
+
+
+def test_study_generates_with_its_ground_truth_and_refuses_a_log_of_another(tmp_path, monkeypatch):
+    from configs import base
+    from recsys.study import data as study_data
+    from recsys.study.config import base_config
+
+    class Generated(Exception):
+        pass
+
+    def stop(*_):  # the Beam job is not what this test is about: stop right after the generation step
+        raise Generated
+
+    monkeypatch.setattr(study_data, "_preprocess", stop)
+    config = base_config(base.get_config()).data
+    config.generate_rows, config.generate_seed = 2_000, 3
+    config.generate_ground_truth, config.generate_truth_features = "deep", "C1, C2"
+    with pytest.raises(Generated):
+        study_data.prepare_data(config, str(tmp_path))
+    recorded = json.loads((tmp_path / "raw" / "clicks.tsv.gz.summary.json").read_text())
+    assert recorded["config"]["ground_truth"] == "deep" and recorded["config"]["truth_features"] == ["C1", "C2"]
+    assert recorded["rows"] == 2_000 and recorded["oracle_auc"] > 0.5
+    config.generate_ground_truth, config.generate_truth_features = "additive", ""
+    with pytest.raises(ValueError, match="generated with another config"):
+        study_data.prepare_data(config, str(tmp_path))
