@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import json
 import math
 import os
 import time
@@ -652,8 +653,6 @@ def check_summary(summary_path: str, config: GeneratorConfig) -> None:
     before summaries existed)."""
     if not os.path.exists(summary_path):
         return
-    import json
-
     with open(summary_path) as f:
         recorded = json.load(f)["config"]
     wanted = _config_json(config)
