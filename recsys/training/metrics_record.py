@@ -214,6 +214,8 @@ class TrainingMetrics:
       progressive_curve: `recsys.training.loop.ProgressCurve.to_json()` (None: no progressive validation).
       distill, teacher, codistill_weight: the training mode's fields (`recsys.training.modes`), None when off.
       averaging, jitter: weight averaging and the jitter metric (`recsys.training.settling`), None when off.
+      worker_examples: with `config.data.shard_by="file"` on several workers, the examples each worker trained
+        from its own files (`recsys.training.modes.WorkerExamples`), else None.
     """
 
     examples: int | None
@@ -235,6 +237,7 @@ class TrainingMetrics:
     codistill_weight: float | None = None
     averaging: AveragingMetrics | None = None
     jitter: JitterMetrics | None = None
+    worker_examples: list[int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The metrics.json dict (keys in the module docstring)."""
@@ -270,6 +273,8 @@ class TrainingMetrics:
             data.update(self.averaging.to_json())
         if self.jitter is not None:
             data.update(self.jitter.to_json())
+        if self.worker_examples is not None:
+            data["worker_examples"] = list(self.worker_examples)
         return data
 
     @classmethod
@@ -301,6 +306,7 @@ class TrainingMetrics:
             codistill_weight=data.get("codistill_weight"),
             averaging=AveragingMetrics.from_json(data),
             jitter=JitterMetrics.from_json(data),
+            worker_examples=data.get("worker_examples"),
         )
 
     @classmethod

@@ -127,3 +127,81 @@ def test_worker_index_as_a_tensor_picks_the_share_in_the_graph(id_stream):
 def test_shard_by_is_checked(id_stream):
     with pytest.raises(ValueError, match="shard_by"):
         _source(id_stream, shard_by="files")
+
+
+# --- Loopback clusters -------------------------------------------------------------------------------------------
+
+CLUSTER_OVERRIDES = {"data.shard_by": "file", "data.shuffle": "window", "data.batch_size": 64,
+                     "export_saved_model": True}
+
+
+def _shares(stream: str, workers: int) -> list[int]:
+    """The examples in each worker's files (the assignment the trainer uses: by byte size)."""
+    files = sorted(tf.io.gfile.glob(stream))
+    shares = assign_files([tf.io.gfile.stat(f).length for f in files], workers)
+    return [sum(FILE_ROWS[i] for i in share) for share in shares]
+
+
+def _check_outputs(workdir: pathlib.Path, stream: str, steps: int) -> dict:
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    shares = _shares(stream, 2)
+    # Each worker trained exactly the examples of its own files (about half the stream), all together the stream.
+    assert metrics["worker_examples"] == shares and all(abs(n - TOTAL / 2) <= max(FILE_ROWS) for n in shares)
+    assert metrics["examples"] == TOTAL and metrics["steps"] == steps
+    assert 0 < metrics["progressive_auc"] < 1 and metrics["progressive_logloss"] > 0
+    reader = tf.train.load_checkpoint(str(workdir / "checkpoints"))
+    assert reader.get_tensor("examples/.ATTRIBUTES/VARIABLE_VALUE") == TOTAL
+    examples = next(iter(tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(stream)), "GZIP").batch(8)))
+    probabilities = tf.saved_model.load(str(workdir / "saved_model")).signatures["serving_default"](
+        examples=examples)["probabilities"].numpy()
+    assert probabilities.shape == (8,) and np.all((probabilities > 0) & (probabilities < 1))
+    return metrics
+
+
+@pytest.mark.slow
+def test_multi_worker_mirrored_workers_read_their_own_files(id_stream, tmp_path):
+    workdir = tmp_path / "run"
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
+    command = train_command(workdir, id_stream, strategy="multi_worker_mirrored", **CLUSTER_OVERRIDES)
+    processes = []
+    try:
+        for index in range(2):
+            env = subprocess_env()
+            env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+            processes.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.PIPE, text=True))
+        errors = [p.communicate(timeout=600)[1] for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+    for p, err in zip(processes, errors, strict=True):
+        assert p.returncode == 0, err[-4000:]
+    # Every global step takes B/k = 32 examples from each worker until its share runs out: the longer share sets
+    # the number of steps.
+    _check_outputs(workdir, id_stream, steps=max(-(-n // 32) for n in _shares(id_stream, 2)))
+
+
+@pytest.mark.slow
+def test_parameter_server_workers_read_their_own_files(id_stream, tmp_path):
+    workdir = tmp_path / "run"
+    cluster = {"chief": [f"127.0.0.1:{free_port()}"], "worker": [f"127.0.0.1:{free_port()}" for _ in range(2)],
+               "ps": [f"127.0.0.1:{free_port()}"]}
+    command = train_command(workdir, id_stream, strategy="parameter_server", **CLUSTER_OVERRIDES)
+    servers = []
+    try:
+        for task_type, index in (("ps", 0), ("worker", 0), ("worker", 1)):
+            env = subprocess_env()
+            env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})
+            servers.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.PIPE, text=True))
+        env = subprocess_env()
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}})
+        chief = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert all(s.poll() is None for s in servers), "a worker or ps task exited early"
+    finally:
+        for server in servers:
+            server.kill()
+    assert chief.returncode == 0, chief.stderr[-4000:]
+    # One step = one worker's batch of 64 from its own stream.
+    _check_outputs(workdir, id_stream, steps=sum(-(-n // 64) for n in _shares(id_stream, 2)))
