@@ -175,6 +175,8 @@ def num_workers(strategy: tf.distribute.Strategy) -> int:
     """The cluster's training workers (`worker` tasks, plus the `chief` under MultiWorkerMirrored, where it trains
     too); 1 without a cluster."""
     resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None and isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()  # the strategy does not expose its own
     if resolver is None:
         return 1
     cluster = resolver.cluster_spec().as_dict()
