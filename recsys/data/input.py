@@ -5,7 +5,8 @@ Pipeline of `make_dataset` (each stage deterministic; `tf.data.Options.determini
     sorted(glob(file_pattern))         files in name order = time order (`recsys.data.layout`)
       -> TFRecordDataset               serialized records in file order, read sequentially
       -> shuffle mode + start_offset   "none": skip, batch | "window"/"full": permute windows, trim, rebatch
-      -> shard (input_context)         multi-worker: pipeline i keeps stream positions i, i + k, i + 2k, ...
+      -> shard (input_context)         multi-worker, shard_by="example": pipeline i keeps positions i, i + k, ...
+                                       (shard_by="file": the pipeline read only its own files instead)
       -> tf.io.parse_example           one vectorised parse per batch with the spec from features.json
       -> prefetch
 
@@ -33,7 +34,16 @@ keeps every k-th example (k = `input_context.num_input_pipelines`), batched to
 `input_context.get_per_replica_batch_size(batch_size)`. Sharding by example index rather than by file keeps
 the global stream chronological: global step s covers the examples [s * B, (s + 1) * B) of the stream across all
 workers. Sharding by file would give each worker a different period of time, which breaks the online setting, so
-it is not offered; the price is that every worker reads (but does not parse) all records.
+it is the default (`shard_by="example"`); the price is that every worker reads (but does not parse) all records.
+
+`shard_by="file"` (`config.data.shard_by`): each worker reads only its own files (`WorkerShare`, assigned by
+`assign_files`: files in time order, each to the worker with the fewest bytes so far, so the workers move
+through the stream side by side and their shares differ by at most one file). A worker's stream is its files in
+time order, shuffled (window/full) within that stream, and `start_offset` counts examples of the worker's own
+stream. What changes: a global step covers B/k examples of each worker's stream, i.e. k stretches of time about
+one file apart, not the consecutive examples [s·B, (s+1)·B); time order holds within each worker's share only; a
+worker whose share ends first gets empty batches while the others finish. Sharding is by whole file because a
+GZIP TFRecord file cannot be entered in the middle without decompressing everything before it.
 
 The trainer reads through `DataSource`, which fails fast, before any model is built, on the mistakes that
 otherwise surface deep inside TensorFlow: a glob that matches nothing, a missing `features.json`, a file encoded

@@ -15,7 +15,8 @@ docs/training.md, "Outputs" (and "Replica mode", "Distillation", "Co-distillatio
     progressive_averaged: progressive_averaged_{auc,logloss,calibration} (model 0) and `averaged_models` (per
     replica);
     jitter (`config.jitter_steps` > 0): jitter_steps, jitter_measurements, jitter_relative_pd,
-    jitter_window_relative_pd, jitter_snapshot_calibration (model 0) and `jitter_models` (per replica).
+    jitter_window_relative_pd, jitter_snapshot_calibration (model 0) and `jitter_models` (per replica);
+    worker input (`config.data.shard_by="file"` on several workers): worker_examples (per worker).
 
 Undefined values (AUC with one class) are null. `from_json(to_json())` round-trips; reading is lenient about
 keys an older trainer did not write (they read as None). No TensorFlow here: the study imports this module.

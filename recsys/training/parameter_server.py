@@ -6,13 +6,26 @@ Cluster (TF_CONFIG): one `chief`, N `worker`s, M `ps`. Every task runs the same 
 `ParameterServerStrategy` (variables placed on the ps tasks) and drives training with a
 `tf.distribute.coordinator.ClusterCoordinator`.
 
-The chief reads and parses the stream itself, in order, and schedules one step per global batch with the batch
-as its argument (`coordinator_results`): the coordinator hands each step to whichever worker is free. So every
-example is trained once (barring a worker failing mid-step, which the coordinator retries elsewhere) and the
-chief knows which batch each result belongs to, with no per-worker
-sharding (`ParameterServerStrategy` gives every worker the same input pipeline id, so sharding by worker would
-need private APIs). Before each checkpoint step the chief waits for every step in flight, so a checkpoint's
-stream position is exact and a resumed run repeats and skips nothing.
+Input, `config.data.shard_by`:
+
+- "example" (default, `coordinator_results`): the chief reads and parses the stream itself, in order, and
+  schedules one step per global batch with the batch as its argument: the coordinator hands each step to
+  whichever worker is free. Every example is trained once (barring a worker failing mid-step, which the
+  coordinator retries elsewhere) and the chief knows which batch each result belongs to. Before each checkpoint
+  step the chief waits for every step in flight, so a checkpoint's stream position is exact and a resumed run
+  repeats and skips nothing. The chief's one input pipeline caps the cluster's throughput.
+- "file" (`per_worker_dataset`, `per_worker_results`): each worker reads only its own files through a dataset the
+  coordinator builds on it (`ClusterCoordinator.create_per_worker_dataset`). `ParameterServerStrategy` gives every
+  dataset function the same `InputContext` (one input pipeline, id 0: `input_pipeline_id` cannot tell workers
+  apart), so the worker is identified by `tf.distribute.coordinator.experimental_get_current_worker_index()`.
+  A step reads one batch from the iterator of the worker that runs it and returns that worker's index and the
+  labels; a worker whose share is used up returns an empty batch (trains nothing). The chief counts the examples
+  each worker trained (`WorkerExamples`, in the checkpoint); steps in flight never run past the next checkpoint
+  step, so at a checkpoint each worker's count is its exact position in its own stream, and a resumed run
+  restarts each worker's dataset there: nothing repeated or skipped. Exceptions: a worker that fails and comes
+  back gets its dataset rebuilt from the run's start offsets (its share since the last resume is read again), and
+  a step retried on another worker after a failure reads that worker's next batch (the failed worker's batch is
+  the one rebuilt). Workers need the data path too (a shared or remote file system).
 
 Semantics that differ from the synchronous strategies: updates are asynchronous (up to `max_in_flight` steps
 run concurrently on stale weights), so each step is scored before *its own* update but possibly after a

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from recsys.data.input import DataSource, WorkerShare, assign_files
 from tests.training.helpers import (
+    FEATURES,
     REPO_ROOT,
     free_port,
     small_config,
@@ -22,7 +23,6 @@ from tests.training.helpers import (
     train_command,
     write_examples,
 )
-from tests.training.helpers import FEATURES
 
 # Files of unequal length (1200 examples in all), in time order; `ts` is the example's id in the whole stream.
 FILE_ROWS = (300, 250, 200, 250, 200)
