@@ -3,7 +3,8 @@
 `prepare_data(config.data, workdir)` resolves where the trainer reads from and what the models are scored on:
 
 - `data.generate_rows > 0`: the synthetic generator (`recsys.data.synthetic.write_clicklogs`) writes
-  `<workdir>/raw/clicks.tsv.gz` (skipped when present), which is then preprocessed as below;
+  `<workdir>/raw/clicks.tsv.gz` (skipped when present) and its summary with the oracle AUC,
+  `<workdir>/raw/clicks.tsv.gz.summary.json`; the log is then preprocessed as below;
 - `data.raw_tsv`: a Criteo-format TSV (glob); with `data.raw_max_rows > 0` only its first rows are used
   (copied to `<workdir>/raw/head.tsv`);
 - a raw log is preprocessed once by the Beam job (`python -m pipelines.preprocess`, in its own process so Beam
@@ -173,16 +174,19 @@ def prepare_data(data: Any, workdir: str,
     """
     raw = ""
     if int(data.generate_rows) > 0:
-        from recsys.data.synthetic import GeneratorConfig, write_clicklogs
+        from recsys.data.synthetic import GeneratorConfig, check_summary, write_clicklogs
 
         raw = os.path.join(workdir, "raw", "clicks.tsv.gz")
+        truth_features = tuple(name.strip() for name in data.generate_truth_features.split(",") if name.strip())
+        generator = GeneratorConfig(rows=int(data.generate_rows), seed=int(data.generate_seed),
+                                    ctr=float(data.generate_ctr), days=int(data.generate_days),
+                                    ground_truth=data.generate_ground_truth, truth_features=truth_features)
         if not os.path.exists(raw):
             os.makedirs(os.path.dirname(raw), exist_ok=True)
             progress = console.Progress("study data: generating the click log", int(data.generate_rows), "rows",
                                         progress_every_seconds)
-            write_clicklogs(raw, GeneratorConfig(rows=int(data.generate_rows), seed=int(data.generate_seed),
-                                                 ctr=float(data.generate_ctr), days=int(data.generate_days)),
-                            progress=progress)
+            write_clicklogs(raw, generator, summary_path=f"{raw}.summary.json", progress=progress)
+        check_summary(f"{raw}.summary.json", generator)  # a workdir generated for another config is not reused
     elif data.raw_tsv:
         raw = data.raw_tsv
         if not glob.glob(raw):

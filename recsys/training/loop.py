@@ -167,6 +167,7 @@ class Trainer:
             extra_state["jitter"] = self.jitter
         if self.curve is not None:
             extra_state["progress_curve"] = self.curve
+        extra_state.update(self.mode.checkpoint_state())  # e.g. the examples each worker trained (shard_by="file")
         directory = checkpoint_directory(workdir)
         self.checkpoint = TrainingCheckpoint(
             directory, self.states, keep=config.keep_checkpoints,
