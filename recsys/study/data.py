@@ -59,6 +59,16 @@ class StudyData:
     train: str
     eval_files: tuple[str, ...]
     features_path: str
+    ground_truth: dict | None = None  # generated logs: the generator's truth and its oracle AUC/log loss (all rows)
+
+
+def _ground_truth(summary_path: str) -> dict | None:
+    """The oracle part of a generated log's summary (`recsys.data.synthetic.write_clicklogs`), or None."""
+    if not os.path.exists(summary_path):
+        return None
+    with open(summary_path) as f:
+        summary = json.load(f)
+    return {key: summary.get(key) for key in ("ground_truth", "oracle_auc", "oracle_logloss", "oracle_rows")}
 
 
 def _run_preprocess(args: list[str], progress_every_seconds: float = console.PROGRESS_EVERY_SECONDS) -> None:
@@ -205,7 +215,7 @@ def prepare_data(data: Any, workdir: str,
                                  "to rebuild it.")
         held_out = int(data.eval_shards)
         return StudyData(",".join(shards[:-held_out]), tuple(shards[-held_out:]),
-                         os.path.join(data_dir, layout.FEATURES_FILE))
+                         os.path.join(data_dir, layout.FEATURES_FILE), _ground_truth(f"{raw}.summary.json"))
     if not data.train or not data.eval:
         raise ValueError(
             "Configure the study's data: `data.raw_tsv` (a TSV log to preprocess), `data.generate_rows` (a synthetic "

@@ -482,6 +482,7 @@ def _run_study(config: Any, workdir: str) -> dict[str, Any]:
             "eval_files": list(data.eval_files),
             "eval_examples": eval_set.size,
             "eval_positives": int(np.count_nonzero(eval_set.labels)),
+            "ground_truth": data.ground_truth,
             "trainer_mode": trainer_mode,
             "grid": json.loads(config.grid.to_json()),
             "analysis": json.loads(config.analysis.to_json()),
