@@ -1,7 +1,8 @@
 """`--config.dry_run=True`: what the configured model needs, per table and per ps task, without a cluster.
 
-Nothing is trained and no example is read. The model's variables come from building it in a TensorFlow graph
-that never runs (`sharding.model_variables`: no weight is allocated, so a Criteo-1TB model works on a laptop);
+Nothing is trained and no example is read. The model's variables come from tracing its first call with
+uninitialized variables (`sharding.model_variables`: no weight is allocated, so a Criteo-1TB model plans on a
+laptop);
 under `strategy=parameter_server` the placement is the arithmetic of `ParameterServerStrategy` with the
 configured partitioner (`sharding.plan_placement`: shard sizes and round-robin ps tasks, checked against a real
 cluster in tests/training/test_sharding.py), for the ps tasks of TF_CONFIG or `config.dry_run_ps_tasks`.

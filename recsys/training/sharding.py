@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
+from tensorflow.python.ops import resource_variable_ops
 
 from recsys.model.ctr import CTRModel, ModelSpec
 
@@ -179,31 +180,36 @@ def plan_placement(variables: list[VariableInfo], partitioner: Callable | None, 
 
 def model_variables(spec: ModelSpec, label: str = "label", dense_optimizer: str = "adagrad") -> list[VariableInfo]:
     """Every variable of `build_model(spec)` in creation order, with its slot count under the trainer's optimizers
-    (sparse Adagrad on the tables, `dense_optimizer` on the rest). The model is built in a graph that is never
-    run, so no weight is allocated: this works for tables of any size."""
+    (sparse Adagrad on the tables, `dense_optimizer` on the rest).
+
+    No weight is allocated, so this works for tables of any size: every variable is created uninitialized (a
+    handle without a buffer) and the model's first call, which creates them, is only traced, never run.
+    """
     if dense_optimizer not in SLOTS:
         raise ValueError(f"`config.optimizer.dense` must be one of {tuple(SLOTS)}. Received: {dense_optimizer!r}")
     created: list[tf.Variable] = []
 
-    def record(next_creator, **kwargs):
-        variable = next_creator(**kwargs)
+    def uninitialized(next_creator, **kwargs):
+        with tf.init_scope():
+            variable = resource_variable_ops.UninitializedVariable(
+                shape=kwargs.get("shape"), dtype=kwargs.get("dtype"), name=kwargs.get("name"),
+                trainable=kwargs.get("trainable", True))
         created.append(variable)
         return variable
 
-    with tf.Graph().as_default(), tf.variable_creator_scope(record):
-        model = CTRModel(spec, label=label)
-        model.build_from_spec()
-        paths = {id(variable): path for path, variable in model_variable_paths(model).items()}
-        tables = {id(variable) for variable in model.embedding_variables}
-        infos = []
-        for variable in created:
-            if id(variable) not in paths:
-                continue  # not one of the model's weights (none today)
-            table = id(variable) in tables
-            infos.append(VariableInfo(paths[id(variable)], tuple(int(d) for d in variable.shape),
-                                      variable.dtype.base_dtype, SLOTS["adagrad"] if table else SLOTS[dense_optimizer],
-                                      table))
-    return infos
+    model = CTRModel(spec, label=label)
+
+    @tf.function
+    def build():
+        with tf.variable_creator_scope(uninitialized):
+            model.build_from_spec()
+
+    build.get_concrete_function()
+    paths = {id(variable): path for path, variable in model_variable_paths(model).items()}
+    tables = {id(variable) for variable in model.embedding_variables}
+    return [VariableInfo(paths[id(v)], tuple(int(d) for d in v.shape), v.dtype.base_dtype,
+                         SLOTS["adagrad"] if id(v) in tables else SLOTS[dense_optimizer], id(v) in tables)
+            for v in created if id(v) in paths]
 
 
 # --- Sharded models ---------------------------------------------------------------------------------------------
