@@ -41,14 +41,14 @@ class DryRun:
 
     @property
     def parameters(self) -> int:
-        return sum(math.prod(v.shape) for v in self.variables)
+        return sum(math.prod(v.shape) for v in self.variables if v.weight)
 
     @property
     def table_parameters(self) -> int:
         return sum(math.prod(v.shape) for v in self.variables if v.table)
 
     def bytes(self) -> tuple[int, int]:
-        """(weight bytes, optimizer-slot bytes) of the whole model."""
+        """(weight bytes, optimizer-slot bytes) of the whole model (its step counters included)."""
         weights = sum(math.prod(v.shape) * v.dtype.size for v in self.variables)
         return weights, sum(math.prod(v.shape) * v.dtype.size * v.slots for v in self.variables)
 

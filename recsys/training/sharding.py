@@ -121,14 +121,16 @@ def ps_task_count() -> int:
 
 @dataclasses.dataclass(frozen=True)
 class VariableInfo:
-    """One model variable as the strategy sees it at creation: its path in the model, shape, dtype, and how many
-    optimizer slots of its shape sit beside it (slots are colocated with their variable, never split)."""
+    """One variable as the strategy sees it at creation: its path in the model, shape, dtype, and how many
+    optimizer slots of its shape sit beside it (slots are colocated with their variable, never split).
+    `weight` is False for the Keras model's own step counters (created first, not parameters)."""
 
     path: str
     shape: tuple[int, ...]
     dtype: tf.DType
     slots: int
     table: bool  # an embedding table
+    weight: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,8 +181,9 @@ def plan_placement(variables: list[VariableInfo], partitioner: Callable | None, 
 
 
 def model_variables(spec: ModelSpec, label: str = "label", dense_optimizer: str = "adagrad") -> list[VariableInfo]:
-    """Every variable of `build_model(spec)` in creation order, with its slot count under the trainer's optimizers
-    (sparse Adagrad on the tables, `dense_optimizer` on the rest).
+    """Every variable `build_model(spec)` creates, in creation order, with its slot count under the trainer's
+    optimizers (sparse Adagrad on the tables, `dense_optimizer` on the rest). The Keras model's step counters come
+    first (`weight=False`): they are not parameters but take their turn in the round robin.
 
     No weight is allocated, so this works for tables of any size: every variable is created uninitialized (a
     handle without a buffer) and the model's first call, which creates them, is only traced, never run.
@@ -190,14 +193,19 @@ def model_variables(spec: ModelSpec, label: str = "label", dense_optimizer: str 
     created: list[tf.Variable] = []
 
     def uninitialized(next_creator, **kwargs):
+        shape, dtype = kwargs.get("shape"), kwargs.get("dtype")
         with tf.init_scope():
+            if shape is None:  # given by value (Keras' scalar step counters): small enough to compute
+                value = kwargs["initial_value"]
+                value = tf.convert_to_tensor(value() if callable(value) else value, dtype=dtype)
+                shape, dtype = value.shape, value.dtype
             variable = resource_variable_ops.UninitializedVariable(
-                shape=kwargs.get("shape"), dtype=kwargs.get("dtype"), name=kwargs.get("name"),
-                trainable=kwargs.get("trainable", True))
+                shape=shape, dtype=dtype, name=kwargs.get("name"), trainable=kwargs.get("trainable", True))
         created.append(variable)
         return variable
 
-    model = CTRModel(spec, label=label)
+    with tf.variable_creator_scope(uninitialized):
+        model = CTRModel(spec, label=label)
 
     @tf.function
     def build():
@@ -209,7 +217,10 @@ def model_variables(spec: ModelSpec, label: str = "label", dense_optimizer: str 
     tables = {id(variable) for variable in model.embedding_variables}
     return [VariableInfo(paths[id(v)], tuple(int(d) for d in v.shape), v.dtype.base_dtype,
                          SLOTS["adagrad"] if id(v) in tables else SLOTS[dense_optimizer], id(v) in tables)
-            for v in created if id(v) in paths]
+            if id(v) in paths else
+            VariableInfo(f"({v.name.split(':')[0]})", tuple(int(d) for d in v.shape), v.dtype.base_dtype, 0, False,
+                         weight=False)
+            for v in created]
 
 
 # --- Sharded models ---------------------------------------------------------------------------------------------

@@ -111,9 +111,13 @@ def test_shard_rows_and_round_robin_placement():
 def test_model_variables_are_the_built_models_without_allocating():
     spec = ModelSpec.from_config(small_config("unused").model, FEATURES)
     model = build_model(spec)
-    planned = sharding.model_variables(spec, dense_optimizer="adam")
+    variables = sharding.model_variables(spec, dense_optimizer="adam")
     model.build_from_spec()  # a model built before still runs (the plan leaves no global state behind)
     built = sharding.model_variable_paths(model)
+    # The Keras model's three step counters come first (they take turns in the round robin too), then the weights.
+    assert [(v.shape, v.weight) for v in variables[:3]] == [((), False)] * 3
+    planned = variables[3:]
+    assert all(v.weight for v in planned)
     assert [v.path for v in planned] == list(built)  # creation order = checkpoint order for this model
     assert {v.path: v.shape for v in planned} == {path: tuple(v.shape) for path, v in built.items()}
     assert sum(int(np.prod(v.shape)) for v in planned) == count_parameters(spec)
@@ -141,8 +145,9 @@ def test_dry_run_prints_parameters_per_table_and_bytes_per_ps_task(tmp_path, mon
     assert total == result.parameters == count_parameters(spec)
     # C1: 1,000 rows × 4 = 4,000 parameters = 16,000 bytes → 2 shards of 500 rows (min 2,048 bytes, 2 ps tasks).
     assert tables == {"C1": ["1,000", "4", "4,000", "2", "500"], "C2": ["500", "4", "2,000", "2", "250"]}
-    # Adagrad everywhere: one slot per weight, so each task holds 2 × 4 bytes per parameter placed on it.
-    assert len(task_totals) == 2 and sum(task_totals) == 8 * count_parameters(spec)
+    # Adagrad everywhere: one slot per weight, so each task holds 2 × 4 bytes per parameter placed on it, and
+    # the model's three int64 step counters (no slots) 8 bytes each.
+    assert len(task_totals) == 2 and sum(task_totals) == 8 * count_parameters(spec) + 3 * 8
     assert "ps tasks: 2 (config.dry_run_ps_tasks)" in out.getvalue()
 
 
@@ -242,7 +247,7 @@ def test_tables_sharded_over_two_ps_tasks_export_and_resume_exactly(tmp_path):
         assert sorted(re.search(r"/job:ps/replica:0/task:(\d)", d)[1] for _, d in shards) == ["0", "1"]
     assert all(len(shards) == 1 for path, shards in placement.items() if "embedding" not in path)
     assert {path: [int(re.search(r"task:(\d)", d)[1]) for _, d in shards] for path, shards in placement.items()} \
-        == full["planned"]
+        == {path: tasks for path, tasks in full["planned"].items() if not path.startswith("(")}
     assert sorted(map(tuple, full["slots"].values())) == sorted(
         tuple(d for _, d in placement[p]) for p in ("embedding_layers/0/embeddings", "embedding_layers/1/embeddings"))
 
