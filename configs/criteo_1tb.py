@@ -18,10 +18,11 @@ values) get tables far larger than they use; a frequency vocabulary (`--vocab_mo
 Memory, as the dry run prints it (`--config.dry_run=True`: no data read, no cluster; recsys/training/dry_run.py):
 
     parameters: 16,641,142,321 (16,640,001,664 in 26 tables of 40,000,004 × 16, 1,140,657 dense)
-    bytes: weights 66,564,569,284 (61.99 GiB) + Adagrad slots 66,564,569,284 (61.99 GiB) = 123.99 GiB
+    bytes: weights 66,564,569,308 (61.99 GiB) + Adagrad slots 66,564,569,284 (61.99 GiB) = 123.99 GiB
     16 ps tasks, partitioner max_size (max_shard_bytes = 160 MiB): every table in 16 shards of 2,500,001 or
     2,500,000 rows (160 MB), one per ps task (round robin); the dense variables stay whole.
-    per ps task: 27 or 28 variables, 4.160-4.162 GB of weights + as much Adagrad slot = 8.32 GB (7.75 GiB)
+    per ps task: 27 or 28 shards or whole variables, 4.160-4.162 GB of weights + as much Adagrad slot
+    = 8.32 GB (7.75 GiB)
 
 so a ps pod of 12 GiB holds its share with room for gRPC buffers and the runtime (124 GiB in all would fit no
 single task).

@@ -86,6 +86,7 @@ class DryRun:
         for task, (task_weights, task_slots) in enumerate(self.task_bytes()):
             lines.append(f"{task:<8} {_size(task_weights):>26} {_size(task_slots):>26} "
                          f"{_size(task_weights + task_slots):>26} {counts[task]:>6}")
+        lines.append("(shards: table shards and whole variables on the task, the model's step counters included)")
         return "\n".join(lines)
 
 

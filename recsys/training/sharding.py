@@ -6,12 +6,12 @@ answer is more than one shard into a `ShardedVariable`: row shards of sizes ⌈r
 shards and ⌊rows/n⌋ for the rest, each placed on the next ps task of one round-robin counter that every created
 variable (or shard) advances. In practice only the embedding tables are large enough to split:
 
-| `config.sharding.partitioner` | `tf.distribute.experimental.partitioners` | shards of a variable of B bytes |
+| `partitioner` | `tf.distribute.experimental.partitioners` | shards of a variable of B bytes |
 |---|---|---|
 | `none` | no partitioner | 1 (every variable whole on one ps task) |
-| `min_size` | `MinSizePartitioner(min_shard_bytes, max_shards)` | min(⌈B / `min_shard_bytes`⌉, max_shards): B ≤ min_shard_bytes stays whole |
+| `min_size` | `MinSizePartitioner(min_shard_bytes, max_shards)` | min(⌈B / min_shard_bytes⌉, max_shards) |
 | `fixed_shards` | `FixedShardsPartitioner(num_shards)` | `num_shards` (at most one per row), every variable |
-| `max_size` | `MaxSizePartitioner(max_shard_bytes, max_shards)` | as few as keep each ≤ `max_shard_bytes` (≤ max_shards) |
+| `max_size` | `MaxSizePartitioner(max_shard_bytes, max_shards)` | fewest with each ≤ max_shard_bytes (≤ max_shards) |
 
 `max_shards` and `num_shards` of 0 mean the number of ps tasks. Other strategies refuse a partitioner
 (`check_strategy`): they keep whole copies of every variable on each replica.

@@ -1,4 +1,4 @@
-"""Sharded embedding tables (`config.sharding`, recsys/training/sharding.py) and the dry run (recsys/training/dry_run.py).
+"""Sharded embedding tables (`config.sharding`, recsys/training/sharding.py) and the dry run (dry_run.py).
 
 Fast: the config → partitioner mapping and its errors, the placement arithmetic, the dry run's printed numbers
 against `recsys.model.parameters.count_parameters`. Slow: a loopback cluster (1 chief, 1 worker, 2 ps) that shows
@@ -69,7 +69,8 @@ def test_from_config_reads_config_sharding_and_defaults_to_none():
 
 @pytest.mark.parametrize("fields, message", [
     ({"partitioner": "by_row"}, "`config.sharding.partitioner` must be one of ('none', 'min_size'"),
-    ({"min_shard_bytes": 0}, "`config.sharding.min_shard_bytes` must be a positive integer. Received: min_shard_bytes=0"),
+    ({"min_shard_bytes": 0},
+     "`config.sharding.min_shard_bytes` must be a positive integer. Received: min_shard_bytes=0"),
     ({"max_shard_bytes": 1.5}, "`config.sharding.max_shard_bytes` must be a positive integer"),
     ({"num_shards": -1}, "`config.sharding.num_shards` must be an integer >= 0"),
     ({"max_shards": True}, "`config.sharding.max_shards` must be an integer >= 0"),
@@ -126,7 +127,8 @@ def test_model_variables_are_the_built_models_without_allocating():
 
 
 def _printed(text: str) -> tuple[dict[str, list[str]], int, list[int]]:
-    tables = {m[0]: list(m[1:]) for m in re.findall(r"^(C\d+)\s+([\d,]+)\s+(\d+)\s+([\d,]+)\s+(\d+)\s+(\d+)$", text, re.M)}
+    row = r"^(C\d+)\s+([\d,]+)\s+(\d+)\s+([\d,]+)\s+(\d+)\s+(\d+)$"
+    tables = {m[0]: list(m[1:]) for m in re.findall(row, text, re.M)}
     (total,) = re.findall(r"^parameters: ([\d,]+)", text, re.M)
     totals = [int(m.replace(",", "")) for m in re.findall(r"^\d+\s+[\d,]+ \(.*?\)\s+[\d,]+ \(.*?\)\s+([\d,]+) \(",
                                                              text, re.M)]
