@@ -213,7 +213,7 @@ def _chief(workdir, out, stream, cluster, overrides):
                              *cli_flags(stream, **overrides)],
                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads(result.stdout.strip().splitlines()[-1]), np.load(out)
+    return json.loads(result.stdout.strip().splitlines()[-1]), np.load(out, allow_pickle=True)  # records: bytes
 
 
 @pytest.mark.slow
