@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from configs import criteo_1tb
+from recsys.data.criteo import CAT_COLUMNS
+from recsys.data.features import criteo_feature_set
 from recsys.model.ctr import ModelSpec, build_model
 from recsys.model.parameters import count_parameters
 from recsys.testing import toy_feature_set
@@ -173,6 +176,20 @@ def test_dry_run_without_features_json_says_what_to_set(tmp_path):
         dry_run(config)
     result = dry_run(small_config(str(tmp_path / "part-*"), dry_run_vocab_size=50))
     assert result.placements is None and "keeps all of it on every replica" in result.format()
+
+
+@pytest.mark.slow
+def test_pipelines_train_dry_run_exits_0_without_workdir_or_data(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.train", "--config=configs/criteo_1tb.py", "--config.dry_run=True",
+         f"--config.data.train={tmp_path / 'nothing' / 'part-*'}"],
+        cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = criteo_1tb.get_config()
+    features = criteo_feature_set({name: criteo_1tb.HASH_BUCKETS for name in CAT_COLUMNS})
+    assert f"parameters: {count_parameters(ModelSpec.from_config(config.model, features)):,} (" in result.stdout
+    assert "ps tasks: 16 (config.dry_run_ps_tasks)" in result.stdout
+    assert not (tmp_path / "nothing").exists()
 
 
 # --- Loopback cluster ----------------------------------------------------------------------------------------
