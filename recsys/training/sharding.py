@@ -19,8 +19,8 @@ variable (or shard) advances. In practice only the embedding tables are large en
 What a sharded table changes elsewhere: Keras `Embedding` looks rows up in a `ShardedVariable` directly (the
 lookup partitions the ids by shard, "div" strategy), its gradient is one `tf.IndexedSlices` per shard, and the
 sparse Adagrad updates each shard with an accumulator slot colocated with it (`CTRModel.embedding_variables`
-lists the shards). Checkpoints store each sharded variable as one full tensor (saved in slices), so a resumed run
-may even use another partitioning. A SavedModel holding `ShardedVariable`s cannot be loaded by
+lists the shards). Checkpoints store each sharded variable as one full tensor (saved in slices) under the table's
+own key. A SavedModel holding `ShardedVariable`s cannot be loaded by
 `tf.saved_model.load`, so the export re-assembles the weights into an unsharded copy first (`unsharded_copy`).
 """
 from __future__ import annotations
