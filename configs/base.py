@@ -22,6 +22,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.shuffle_buffer = 10_000  # window size (examples) for shuffle=window
     config.data.batch_size = 512  # global batch, split across replicas
     config.data.max_examples = 0  # stop after this many examples; 0 = the whole stream
+    # How several workers split the stream (docs/training.md, "Strategies"): "example" = one global stream in time
+    # order (multi_worker_mirrored: every worker reads all records and keeps its examples of each global batch;
+    # parameter_server: the chief reads and ships every batch); "file" = each worker reads only its own files.
+    config.data.shard_by = "example"
 
     config.seed = ml_collections.ConfigDict()
     config.seed.init = 0  # model initialisation

@@ -34,6 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
     train.model.hidden_units = (64, 32)
     train.log_every_steps = 100
     train.checkpoint_every_steps = 100
+    train.keep_checkpoints = 2  # the comparator's --self_pd scores each replica at its checkpoint before the end
 
     config.grid.activations = ("relu", "smelu:beta=1")
     config.grid.noise = ("shuffle",)

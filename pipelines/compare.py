@@ -2,6 +2,7 @@
 
     python -m pipelines.compare --models=runs/relu1,runs/relu2 --data='data/tfrecords/eval-*.tfrecord.gz' \\
         --output=compare_out [--ensemble_size=k] [--query_key=<feature>] [--max_relative_pd=0.05] [--bootstrap=200]
+        [--self_pd]
 
 Scores every SavedModel (`<dir>/saved_model/` of a trainer workdir, or a SavedModel directory itself) on the
 TFRecords in batches through its `serving_default(examples) -> {"probabilities"}` signature, using plain
@@ -44,6 +45,8 @@ flags.DEFINE_integer("seed", 0, "Seed of the bootstrap.")
 flags.DEFINE_integer("batch_size", 8192, "Examples per scoring batch.")
 flags.DEFINE_float("flip_threshold", 0.5, "Decision threshold for the flip rate.")
 flags.DEFINE_integer("top_k", 10, "k of the per-query top-k overlap.")
+flags.DEFINE_bool("self_pd", False, "Also score each trainer-exported model at its checkpoint before the final one "
+                  "(exported to <output>/snapshots/) and report its self PD next to the PD between models.")
 
 GATE_EXIT_CODE = 3
 ERROR_EXIT_CODE = 1
@@ -152,6 +155,40 @@ def _check_data() -> tuple[FeatureSet, str]:
     return features, stamp
 
 
+def _earlier_snapshots(model_dirs: list[str], names: list[str], data_fingerprint: str | None
+                       ) -> tuple[dict[str, str], dict[str, int], dict[str, str]]:
+    """--self_pd: each model's earlier snapshot (`recsys.training.snapshots`), exported under <output>/snapshots/.
+    Returns (SavedModel path by model name, examples apart by name, why not by name for models without one)."""
+    from recsys.serving import scorer
+    from recsys.training import snapshots
+
+    paths, apart, unavailable = {}, {}, {}
+    for path, name in zip(model_dirs, names, strict=True):
+        found = snapshots.trainer_workdir_of(path)
+        if found is None:
+            unavailable[name] = "not a trainer workdir's export (no config.json beside it)"
+            continue
+        workdir, index = found
+        try:
+            snapshot = snapshots.export_earlier_snapshot(workdir, os.path.join(FLAGS.output, "snapshots", name))
+        except snapshots.NoEarlierSnapshot as e:
+            unavailable[name] = str(e)
+            continue
+        except ValueError as e:
+            raise CompareError(f"--self_pd: cannot export {workdir}'s earlier checkpoint: {comparison.first_line(e)}"
+                               ) from e
+        if data_fingerprint is not None:
+            features_path = FLAGS.features or default_features_path(FLAGS.data)
+            try:
+                scorer.check_fingerprint(snapshot.paths[index], data_fingerprint, f"--data's {features_path}")
+            except scorer.SavedModelError as e:
+                raise CompareError(f"--self_pd: {e}") from e
+        paths[name], apart[name] = snapshot.paths[index], snapshot.examples_apart
+        logging.info("%s: earlier snapshot at step %d, %d examples before the end", name, snapshot.step,
+                     snapshot.examples_apart)
+    return paths, apart, unavailable
+
+
 def _score_data(scorers: list, features: FeatureSet) -> comparison.ScoredRecords:
     """Labels (and query ids) of --data, and every scorer's predictions on it."""
     from recsys.serving import scorer
@@ -177,11 +214,22 @@ def run() -> int:
     names = [comparison.model_name(path, taken) for path in FLAGS.models]
     sources = list(model_dirs)
 
+    earlier_paths, apart, unavailable = {}, {}, {}
+    if FLAGS.self_pd:
+        earlier_paths, apart, unavailable = _earlier_snapshots(model_dirs, names, data_fingerprint)
+        if earlier_paths:
+            from recsys.serving import scorer
+
+            scorers = scorers + [scorer.SavedModelScorer(path) for path in earlier_paths.values()]
+
     query_ids = None
     predictions = []
+    earlier = {}
     if FLAGS.data:
         scored = _score_data(scorers, features)
-        labels, query_ids, predictions = scored.labels, scored.query_ids, scored.predictions
+        labels, query_ids, predictions = scored.labels, scored.query_ids, list(scored.predictions)
+        earlier = dict(zip(earlier_paths, predictions[len(model_dirs):], strict=True))
+        predictions = predictions[:len(model_dirs)]
 
     for path, column in zip(FLAGS.predictions, columns, strict=True):
         if column.size != labels.size:
@@ -212,6 +260,9 @@ def run() -> int:
         entry["source"] = source
     report["settings"].update({"query_key": FLAGS.query_key, "data": FLAGS.data, "labels": FLAGS.labels})
     summary = report["summary"]
+    if FLAGS.self_pd:
+        final = dict(zip(names, predictions, strict=True))
+        report_lib.add_self_pd(report, final, earlier, apart, unavailable)
     gate_failed = False
     if FLAGS.max_relative_pd is not None:
         gate_failed = summary["mean_relative_pd"] > FLAGS.max_relative_pd
@@ -222,6 +273,14 @@ def run() -> int:
                  100 * summary["mean_relative_pd"], summary["num_pairs"], FLAGS.output)
     print(f"mean relative PD {summary['mean_relative_pd']:.6f} ({100 * summary['mean_relative_pd']:.3f}%) "
           f"over {summary['num_pairs']} pair(s); report: {os.path.join(FLAGS.output, 'report.md')}")
+    if FLAGS.self_pd:
+        self_pd = report["self_pd"]
+        if self_pd["mean_self_relative_pd"] is None:
+            print("self PD: no model has an earlier checkpoint (see report.md)")
+        else:
+            print(f"self PD (each model against its checkpoint before the final one) "
+                  f"{100 * self_pd['mean_self_relative_pd']:.3f}% = {self_pd['self_to_pair_pd']:.2f} x the PD "
+                  "between models")
     if gate_failed:
         print(
             f"churn gate failed: mean relative PD {summary['mean_relative_pd']:.6f} exceeds "
@@ -248,4 +307,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from pipelines import parse_flags
+
+    app.run(main, flags_parser=parse_flags)

@@ -64,4 +64,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from pipelines import parse_flags
+
+    app.run(main, flags_parser=parse_flags)

@@ -57,4 +57,6 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 if __name__ == "__main__":
-    app.run(main)
+    from pipelines import parse_flags
+
+    app.run(main, flags_parser=parse_flags)

@@ -86,4 +86,6 @@ def _fail(message: str, status: int) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from pipelines import parse_flags
+
+    app.run(main, flags_parser=parse_flags)

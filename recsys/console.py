@@ -17,9 +17,18 @@ A default run of `python -m pipelines.<job>` hides what TensorFlow, tf-keras and
 setting is read from the command line before absl parses it, because the import must be caught before any job
 module imports TensorFlow; `configure` can be called again with absl's parsed value (`--flagfile`) and undoes
 what no longer applies. Python exceptions are not affected: errors still surface as the jobs' one-line messages.
+
+Long work reports progress through `Progress`, at INFO so the quiet console shows it:
+
+    progress = console.Progress("scoring 2 models", total=80_000, unit="examples")
+    for batch in batches:
+        ...
+        progress.add(len(batch))    # "scoring 2 models: 8192/80000 examples (10.2%) ETA 0:00:41 1650 examples/s"
+    progress.finish()               # every `every_seconds` at most, and a last line when any was logged
 """
 from __future__ import annotations
 
+import datetime
 import importlib.abc
 import importlib.machinery
 import logging
@@ -28,7 +37,9 @@ import re
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 
 #: Loggers of libraries that log a lot at INFO/WARNING; set to ERROR in a quiet run.
 QUIET_LOGGERS = ("tensorflow", "apache_beam")
@@ -44,6 +55,9 @@ _CPP_LOG_LINE = re.compile(
 # The second line of the one multi-line start-up message (cpu_feature_guard.cc's CPU-instructions notice).
 _CPU_NOTICE_CONTINUATION = "To enable the following instructions:"
 _ABSL_BANNER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+
+#: Seconds between two progress lines of `Progress` (tests pass a smaller interval).
+PROGRESS_EVERY_SECONDS = 10.0
 
 _state: dict = {"quiet": False, "set_env": False, "finder": None, "filter": None}
 
@@ -202,3 +216,115 @@ class _SilencedLoader(importlib.abc.Loader):
         module.__loader__ = module.__spec__.loader = self._loader
         with _SilencedStderr():
             self._loader.exec_module(module)
+
+
+# --- Progress of long work ----------------------------------------------------------------------------------------
+
+
+def format_duration(seconds: float) -> str:
+    """`h:mm:ss` (rounded to the second)."""
+    return str(datetime.timedelta(seconds=round(max(seconds, 0.0))))
+
+
+def format_position(done: float, total: float | None, rate: float, unit: str = "",
+                    quantity: Callable[[float], str] = lambda n: str(int(n))) -> str:
+    """`done/total[ unit] (pct%) ETA h:mm:ss` at `rate` per second, or `done[ unit] (total unknown)` without a total.
+
+    The position part of every progress line (the trainer's and `Progress`'s); `quantity` formats a count.
+    """
+    unit = f" {unit}" if unit else ""
+    if not total:
+        return f"{quantity(done)}{unit} (total unknown)"
+    eta = format_duration(max(total - done, 0) / max(rate, 1e-9))
+    return f"{quantity(done)}/{quantity(total)}{unit} ({100.0 * done / total:.1f}%) ETA {eta}"
+
+
+# A line `Progress` logged, in absl's log format (the record's file is this module): the message after "] ".
+_PROGRESS_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ console\.py:\d+\] (?P<message>.*)$")
+
+
+def progress_message(line: str) -> str | None:
+    """The message of a progress line (`Progress`) in a child job's absl log output, else None; a job that runs
+    another in a child process logs these again, so that its console shows the child's progress."""
+    match = _PROGRESS_LOG_LINE.match(line.rstrip("\n"))
+    return match.group("message") if match else None
+
+
+def _byte_scale(total: int | None) -> tuple[float, str]:
+    """The unit that shows `total` bytes with a few digits: kB, MB or GB (decimal)."""
+    for scale, unit in ((1e9, "GB"), (1e6, "MB")):
+        if total and total >= scale:
+            return scale, unit
+    return 1e3, "kB"
+
+
+class Progress:
+    """Logs `<what>: done/total <unit> (pct%) ETA h:mm:ss <rate> <unit>/s` at INFO, at most every `every_seconds`.
+
+    The rate is the average since the start, so the ETA is steady. When `done` reaches `total`, or at `finish()`,
+    a last line `<what>: done, <done> <unit> in h:mm:ss (<rate> <unit>/s)` follows if any progress line was logged,
+    so work shorter than `every_seconds` stays silent. `unit="bytes"` shows kB, MB or GB (by the size of `total`),
+    with one decimal. `add` may be called from several threads (the Beam job's workers).
+
+    Args:
+      what: what is being done, the start of every line (e.g. "scoring 2 models on 40000 examples").
+      total: the count `done` reaches at the end; None when unknown ("(total unknown)", no ETA).
+      unit: what is counted, for the rate ("examples", "rows", "bytes").
+      every_seconds: the least time between two lines; 0 logs on every `add`.
+      clock: seconds, monotonic (tests pass a fake one).
+    """
+
+    def __init__(self, what: str, total: int | None, unit: str = "examples",
+                 every_seconds: float = PROGRESS_EVERY_SECONDS, clock: Callable[[], float] = time.monotonic):
+        if total is not None and total < 0:
+            raise ValueError(f"`total` must be >= 0 or None. Received: total={total}")
+        if every_seconds < 0:
+            raise ValueError(f"`every_seconds` must be >= 0. Received: every_seconds={every_seconds}")
+        self.what = what
+        self.total = total
+        if unit == "bytes":
+            scale, self.unit = _byte_scale(total)
+            self._quantity = lambda n: f"{n / scale:.1f}"
+        else:
+            self.unit, self._quantity = unit, lambda n: str(int(n))
+        self.every_seconds = every_seconds
+        self.done = 0
+        self.lines = 0
+        self._clock = clock
+        self._started = self._last = clock()
+        self._finished = False
+        self._lock = threading.Lock()
+
+    def add(self, count: int) -> None:
+        """Counts `count` more units done; logs a line when `every_seconds` have passed since the last one."""
+        with self._lock:
+            self.done += count
+            now = self._clock()
+            if not self._finished and now - self._last >= self.every_seconds:
+                self._last = now
+                self.lines += 1
+                from absl import logging as absl_logging
+
+                rate = self.done / max(now - self._started, 1e-9)
+                absl_logging.info("%s: %s %s %s/s", self.what,
+                                  format_position(self.done, self.total, rate, self.unit, self._quantity),
+                                  self._quantity(rate), self.unit)
+            if self.total is not None and self.done >= self.total:
+                self._finish(now)
+
+    def finish(self) -> None:
+        """The last line (if any progress line was logged); later calls and `add`s log nothing."""
+        with self._lock:
+            self._finish(self._clock())
+
+    def _finish(self, now: float) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if not self.lines:
+            return
+        from absl import logging as absl_logging
+
+        seconds = now - self._started
+        absl_logging.info("%s: done, %s %s in %s (%s %s/s)", self.what, self._quantity(self.done), self.unit,
+                          format_duration(seconds), self._quantity(self.done / max(seconds, 1e-9)), self.unit)

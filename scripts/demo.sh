@@ -4,7 +4,8 @@
 #   1. preprocess the bundled real Criteo rows with the Beam job (time-ordered TFRecords, vocabulary, dead letters);
 #   2. the study on a generated click log where the small model learns: ReLU and SmeLU replicas that differ only
 #      in data order, held-out AUC and calibration, PD between replicas, and SmeLU's paired PD ratio to ReLU;
-#   3. the comparator on the study's held-out shard: PD between two ReLU replicas and two SmeLU replicas.
+#   3. the comparator on the study's held-out shard: PD between two ReLU replicas and two SmeLU replicas, and each
+#      replica's PD against its own earlier checkpoint (how much of the PD is trajectory jitter).
 # Rerunning reuses finished stages.
 set -euo pipefail
 OUT=${1:-demo_out}
@@ -35,7 +36,8 @@ for act in relu smelu; do
   ln -sfn "$(cd "$OUT/study/cells/shuffle/$cell/train" && pwd)/saved_model_1" "$OUT/models/${act}_1"
 done
 HELDOUT=$(ls "$OUT"/study/data/part-*.tfrecord.gz | tail -n 1)
-$PY -m pipelines.compare --output="$OUT/compare" --bootstrap=200 --data="$HELDOUT" \
+# --self_pd: each replica also against its own checkpoint 90 steps (23,040 examples) before its end: jitter vs basin.
+$PY -m pipelines.compare --output="$OUT/compare" --bootstrap=200 --data="$HELDOUT" --self_pd \
   --models="$OUT/models/relu_0,$OUT/models/relu_1,$OUT/models/smelu_0,$OUT/models/smelu_1" 2> "$OUT/logs/compare.log"
 # The pairs table: relu_0 vs relu_1 and smelu_0 vs smelu_1 are the retrain-vs-retrain PDs.
 sed -n '/^## Pairs/,/^## Relative PD matrix/p' "$OUT/compare/report.md" | grep -E "^\| (a|relu_0 \| relu_1|smelu_0 \| smelu_1) "

@@ -19,6 +19,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.preprocess.transforms import PreprocessClickLogs
+from recsys import console
 from recsys.data import criteo, layout
 from recsys.data.preprocessing import PreprocessConfig, list_input_files, resolve_vocab_dir
 
@@ -142,8 +143,12 @@ def check_vocab_dir(vocab_dir: str) -> str:
     return resolved
 
 
-def run(config: PreprocessConfig, pipeline_args: Sequence[str] = (), overwrite: bool = False) -> dict[str, Any]:
+def run(config: PreprocessConfig, pipeline_args: Sequence[str] = (), overwrite: bool = False,
+        progress_every_seconds: float = console.PROGRESS_EVERY_SECONDS) -> dict[str, Any]:
     """Runs the job to completion and returns the summary (the contents of summary.json).
+
+    Every pass over the input logs its progress (bytes read of the input's size) at most every
+    `progress_every_seconds`.
 
     Raises:
       FileNotFoundError: no input file matched, or `vocab_dir` lacks vocabulary files.
@@ -160,13 +165,13 @@ def run(config: PreprocessConfig, pipeline_args: Sequence[str] = (), overwrite: 
     options = make_pipeline_options(pipeline_args)
     if "://" in config.output_dir:
         prepare_output_dir(config, overwrite)
-        _run_pipeline(config, paths, options)
+        _run_pipeline(config, paths, options, progress_every_seconds)
     else:
         # Built beside the earlier outputs and swapped in after success: a failed run leaves them as they were.
         earlier = check_output_dir(config, overwrite)
         staging = staging_dir(config.output_dir)
         try:
-            _run_pipeline(dataclasses.replace(config, output_dir=staging), paths, options)
+            _run_pipeline(dataclasses.replace(config, output_dir=staging), paths, options, progress_every_seconds)
             swap_outputs(staging, config.output_dir, earlier)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -174,8 +179,9 @@ def run(config: PreprocessConfig, pipeline_args: Sequence[str] = (), overwrite: 
         return json.loads(f.read())
 
 
-def _run_pipeline(config: PreprocessConfig, paths: Sequence[str], options: PipelineOptions) -> None:
+def _run_pipeline(config: PreprocessConfig, paths: Sequence[str], options: PipelineOptions,
+                  progress_every_seconds: float) -> None:
     if "://" not in config.output_dir:
         os.makedirs(config.output_dir, exist_ok=True)
     with beam.Pipeline(runner=local_runner(options), options=options) as pipeline:
-        _ = pipeline | "Preprocess" >> PreprocessClickLogs(config, paths)
+        _ = pipeline | "Preprocess" >> PreprocessClickLogs(config, paths, progress_every_seconds)

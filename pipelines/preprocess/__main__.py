@@ -27,15 +27,9 @@ flags.DEFINE_integer("vocab_rows", 0, "frequency mode: count the vocabulary over
                      "values unseen there to id 0 (0: every line). Costs one extra newline-counting read of the input.")
 flags.DEFINE_integer("rows_per_shard", 100_000, "Input lines per output shard (shards never span input files).")
 flags.DEFINE_bool("overwrite", False, "Replace the outputs of an earlier run in --output_dir.")
+flags.DEFINE_float("progress_every_seconds", 10.0, "Seconds between two progress lines of a pass over the input.",
+                   lower_bound=0.0)
 flags.mark_flags_as_required(["input", "output_dir"])
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    """Parses the job's flags and leaves every other argument for Beam's pipeline options."""
-    try:
-        return FLAGS(argv, known_only=True)
-    except flags.Error as e:
-        sys.exit(f"preprocess: error: {e} (see --helpfull)")
 
 
 def main(argv: list[str]) -> None:
@@ -57,7 +51,7 @@ def main(argv: list[str]) -> None:
             rows_per_shard=FLAGS.rows_per_shard,
             vocab_rows=FLAGS.vocab_rows,
         )
-        summary = run(config, argv[1:], overwrite=FLAGS.overwrite)
+        summary = run(config, argv[1:], overwrite=FLAGS.overwrite, progress_every_seconds=FLAGS.progress_every_seconds)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         sys.exit(f"preprocess: error: {e}")
     except Exception as e:  # the pipeline itself failed: keep the traceback in the log, end with one line
@@ -70,4 +64,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    from pipelines import parse_known_flags
+
+    app.run(main, flags_parser=parse_known_flags)

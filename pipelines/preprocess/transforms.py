@@ -18,6 +18,9 @@ stays constant however big a file is, and shard names (`part-<file>-<shard>`) so
 Parallelism is across input files (a gzip stream cannot be split anyway; `DistributeFiles` spreads them
 over workers); split a very large file for more.
 
+Each pass that reads the input reports its progress against the input's size in bytes (compressed bytes for
+.gz), through `ReadProgress`: `preprocess pass 2/2 (writing shards): 52.4/104.9 MB (50.0%) ETA 0:00:31 1.7 MB/s`.
+
 The DoFns only orchestrate: the work per file and per row is `recsys.data.preprocessing`, the output file names
 are `recsys.data.layout`.
 """
@@ -25,12 +28,16 @@ from __future__ import annotations
 
 import collections
 import os
+import threading
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from recsys import console
 from recsys.data import criteo, layout, preprocessing
 from recsys.data.preprocessing import PreprocessConfig
 from recsys.data.records import ExampleEncoder
@@ -48,17 +55,53 @@ class InputFile(NamedTuple):
     path: str
 
 
+# --- Progress of the passes that read the input ---------------------------------------------------
+
+_meters: dict[str, console.Progress] = {}
+_meters_lock = threading.Lock()
+
+
+class ReadProgress(NamedTuple):
+    """One pass over the input, reported as bytes read of `total_bytes` (`console.Progress`).
+
+    The DoFns of a pass share one `console.Progress` per worker process (`meter`), whatever thread runs them:
+    with the in-process runner (the default) the lines cover the whole input; in a runner's separate worker
+    processes (`--direct_running_mode=multi_processing`, Dataflow) each process reports its own reads.
+    """
+
+    key: str  # unique per run and pass
+    what: str
+    total_bytes: int
+    every_seconds: float
+
+    def meter(self) -> console.Progress:
+        with _meters_lock:
+            if self.key not in _meters:
+                _meters[self.key] = console.Progress(self.what, self.total_bytes, "bytes", self.every_seconds)
+            return _meters[self.key]
+
+
+def _on_bytes(progress: ReadProgress | None) -> preprocessing.OnBytes | None:
+    return progress.meter().add if progress is not None else None
+
+
+def input_bytes(paths: Sequence[str]) -> int:
+    """The total size of the input files, in bytes."""
+    return sum(m.size_in_bytes for result in FileSystems.match(list(paths)) for m in result.metadata_list)
+
+
 # --- Pass 1: line counts and categorical value counts ---------------------------------------------
 
 
 class CountLines(beam.DoFn):
     """InputFile -> (file index, number of lines)."""
 
-    def __init__(self):
+    def __init__(self, progress: ReadProgress | None = None):
+        self._progress = progress
         self._lines = Metrics.counter(NAMESPACE, "pass1_lines")
 
     def process(self, file: InputFile) -> Iterator[tuple[int, int]]:
-        count = preprocessing.count_lines(file.path)
+        count = preprocessing.count_lines(file.path, _on_bytes(self._progress))
         self._lines.inc(count)
         yield file.index, count
 
@@ -75,8 +118,9 @@ class CountCategoricalValues(beam.DoFn):
     file that starts at or after N is not opened.
     """
 
-    def __init__(self, vocab_rows: int = 0):
+    def __init__(self, vocab_rows: int = 0, progress: ReadProgress | None = None):
         self._vocab_rows = vocab_rows
+        self._progress = progress
         self._lines = Metrics.counter(NAMESPACE, "pass1_lines")
         self._rows_counted = Metrics.counter(NAMESPACE, "vocab_rows_counted")
 
@@ -84,7 +128,7 @@ class CountCategoricalValues(beam.DoFn):
         max_lines = None
         if self._vocab_rows:
             max_lines = preprocessing.vocabulary_lines(files[file.index]["first_ts"], self._vocab_rows)
-        counts, lines, rows = preprocessing.count_file_categoricals(file.path, max_lines)
+        counts, lines, rows = preprocessing.count_file_categoricals(file.path, max_lines, _on_bytes(self._progress))
         self._rows_counted.inc(rows)
         if max_lines is None:
             self._lines.inc(lines)
@@ -167,10 +211,13 @@ class ComputeVocabulary(beam.PTransform):
     (`CountLines`, an extra newline-counting read of every file) and the counting reads only lines with ts < N.
     """
 
-    def __init__(self, config: PreprocessConfig, paths: Sequence[str]):
+    def __init__(self, config: PreprocessConfig, paths: Sequence[str], count_lines: ReadProgress | None = None,
+                 count_values: ReadProgress | None = None):
         super().__init__()
         self._config = config
         self._paths = list(paths)
+        self._count_lines = count_lines
+        self._count_values = count_values
 
     def expand(self, files):
         config = self._config
@@ -181,16 +228,16 @@ class ComputeVocabulary(beam.PTransform):
                 | "VocabDir" >> beam.Create([preprocessing.resolve_vocab_dir(config.vocab_dir)])
                 | "LoadVocabulary" >> beam.ParDo(LoadVocabulary(output_vocab_dir))
             )
-            line_counts = files | "CountLines" >> beam.ParDo(CountLines())
+            line_counts = files | "CountLines" >> beam.ParDo(CountLines(self._count_lines))
             rows_counted = None
         else:
             if config.vocab_rows:
-                line_counts = files | "CountLines" >> beam.ParDo(CountLines())
+                line_counts = files | "CountLines" >> beam.ParDo(CountLines(self._count_lines))
                 side_inputs = {"files": beam.pvalue.AsSingleton(line_counts | "FileTable" >> FileTable(self._paths))}
             else:
                 side_inputs = {}
             counted = files | "CountValues" >> beam.ParDo(
-                CountCategoricalValues(config.vocab_rows), **side_inputs
+                CountCategoricalValues(config.vocab_rows, self._count_values), **side_inputs
             ).with_outputs(LINE_COUNTS_TAG, ROWS_COUNTED_TAG, main="values")
             if not config.vocab_rows:
                 line_counts = counted[LINE_COUNTS_TAG]
@@ -220,8 +267,9 @@ class WriteExampleShards(beam.DoFn):
     Side inputs: `files` (the FileTable) and, unless hashing, `vocabularies` ({feature: [values]}).
     """
 
-    def __init__(self, config: PreprocessConfig):
+    def __init__(self, config: PreprocessConfig, progress: ReadProgress | None = None):
         self._config = config
+        self._progress = progress
         self._output_dir = config.output_dir
         self._rows_per_shard = config.rows_per_shard
         self._hash_buckets = config.hash_buckets
@@ -244,7 +292,7 @@ class WriteExampleShards(beam.DoFn):
         feature_fingerprint = preprocessing.contract_fingerprint(self._config, ids)
         for item in preprocessing.write_file_shards(file.index, file.path, files[file.index]["first_ts"], ids,
                                                     self._encoder, self._output_dir, self._rows_per_shard,
-                                                    feature_fingerprint):
+                                                    feature_fingerprint, _on_bytes(self._progress)):
             if isinstance(item, str):
                 yield beam.pvalue.TaggedOutput(BAD_ROWS_TAG, item)
                 continue
@@ -299,15 +347,34 @@ class PreprocessClickLogs(beam.PTransform):
     """The whole job, applied to the pipeline root (see the module docstring).
 
     Returns {"shards": per-shard stats, "bad_rows": dead-letter JSON lines, "summary": the summary dict}.
+    Every pass that reads the input logs its progress at most every `progress_every_seconds` (`ReadProgress`).
     """
 
-    def __init__(self, config: PreprocessConfig, input_paths: Sequence[str]):
+    def __init__(self, config: PreprocessConfig, input_paths: Sequence[str],
+                 progress_every_seconds: float = console.PROGRESS_EVERY_SECONDS):
         super().__init__()
         self._config = config
         self._paths = list(input_paths)
+        self._progress_every_seconds = progress_every_seconds
+
+    def _read_passes(self) -> dict[str, ReadProgress]:
+        """The passes over the input this run makes, in order: `count_lines`, `count_values`, `write_shards`."""
+        config = self._config
+        actions = {}
+        if config.vocab_mode == "hash" or config.vocab_dir or config.vocab_rows:
+            actions["count_lines"] = "counting lines"
+        if config.vocab_mode != "hash" and not config.vocab_dir:
+            actions["count_values"] = (f"counting the values of the rows with ts < {config.vocab_rows}"
+                                       if config.vocab_rows else "counting lines and values")
+        actions["write_shards"] = "writing shards"
+        run, total = uuid.uuid4().hex, input_bytes(self._paths)
+        return {name: ReadProgress(f"{run}/{name}", f"preprocess pass {i}/{len(actions)} ({action})", total,
+                                   self._progress_every_seconds)
+                for i, (name, action) in enumerate(actions.items(), start=1)}
 
     def expand(self, pbegin):
         config, paths = self._config, self._paths
+        passes = self._read_passes()
         files = (
             pbegin
             | "ListFiles" >> beam.Create([InputFile(i, p) for i, p in enumerate(paths)])
@@ -316,11 +383,12 @@ class PreprocessClickLogs(beam.PTransform):
         )
         vocabulary_side_inputs, metadata_side_inputs = {}, {}
         if config.vocab_mode == "hash":
-            line_counts = files | "CountLines" >> beam.ParDo(CountLines())
+            line_counts = files | "CountLines" >> beam.ParDo(CountLines(passes["count_lines"]))
             hash_vocab_sizes = preprocessing.HashIds(config.hash_buckets).vocab_sizes()
             vocab_sizes = pbegin | "HashVocabSizes" >> beam.Create([hash_vocab_sizes])
         else:
-            vocabulary = files | "ComputeVocabulary" >> ComputeVocabulary(config, paths)
+            vocabulary = files | "ComputeVocabulary" >> ComputeVocabulary(
+                config, paths, passes.get("count_lines"), passes.get("count_values"))
             line_counts = vocabulary["line_counts"]
             if vocabulary["rows_counted"] is not None:
                 metadata_side_inputs["vocab_rows_counted"] = beam.pvalue.AsSingleton(vocabulary["rows_counted"])
@@ -333,7 +401,7 @@ class PreprocessClickLogs(beam.PTransform):
                     lambda vocabularies: preprocessing.VocabularyIds(vocabularies).vocab_digests()))
         file_table = beam.pvalue.AsSingleton(line_counts | "FileTable" >> FileTable(paths))
         written = files | "WriteExampleShards" >> beam.ParDo(
-            WriteExampleShards(config),
+            WriteExampleShards(config, passes["write_shards"]),
             files=file_table,
             **vocabulary_side_inputs,
         ).with_outputs(BAD_ROWS_TAG, main="shards")

@@ -4,7 +4,8 @@ r"""Load benchmark of `pipelines.serve` on loopback: latency and throughput, and
 
 Starts the server as a subprocess on a free 127.0.0.1 port, serving a copy of the highest version of
 --model_base_path (default: a toy SavedModel with the trainer's serving contract from
-`recsys.testing`), and measures gRPC Predict latency (p50/p99, ms, measured at the client) and QPS at
+`recsys.testing`), and measures the cost of the server's tf.Example check (`Servable.run` with it on and off,
+in this process, interleaved), gRPC Predict latency (p50/p99, ms, measured at the client) and QPS at
 concurrency 1 and 8 with 1 and 64 examples per request, plus REST `:predict` with one example at
 concurrency 1. Then it copies a new version folder into the base path while 8 clients keep sending
 requests, and counts errors and the versions that answered. Finally it sends SIGTERM and checks the exit
@@ -340,6 +341,48 @@ def _in_process_rows(model_path: str, records: Sequence[bytes], requests: int) -
     return rows
 
 
+def example_check_rows(model_path: str, records: Sequence[bytes], requests: int) -> list[dict]:
+    """The server's request path (`Servable.run`) with and without the Example check, in this process.
+
+    Both servables load `model_path`; calls alternate between them in blocks of 50 so load from other processes
+    hits both alike. Per batch size (1, 64): a latency row for each, then a `check_ratio` row with the p50 and mean
+    ratios (on / off) and the p50 difference in ms.
+    """
+    import tensorflow as tf
+
+    from recsys.serving.server import Servable
+
+    servables = {checked: Servable(f"check {'on' if checked else 'off'}", 1, model_path,
+                                   tf.saved_model.load(model_path), 8192, check_examples=checked)
+                 for checked in (True, False)}
+    if servables[True].signature("").contract is None:
+        raise ValueError(f"SavedModel {model_path} parses no dense features: no Example check to measure")
+    rows = []
+    for batch in (1, 64):
+        inputs = [[records[(i * batch + j) % len(records)] for j in range(batch)] for i in range(32)]
+        latencies: dict[bool, list[float]] = {True: [], False: []}
+        for block in range(-4, max(requests // 50, 1)):  # 4 warm-up blocks per side, not recorded
+            for checked in ((True, False) if block % 2 else (False, True)):
+                servable = servables[checked]
+                signature = servable.signature("")
+                for i in range(50):
+                    start = time.perf_counter()
+                    servable.run(signature, {contract.INPUT_KEY: inputs[i % len(inputs)]})
+                    if block >= 0:
+                        latencies[checked].append((time.perf_counter() - start) * 1e3)
+        for checked in (True, False):
+            result = LoadResult(latencies[checked], 0, sum(latencies[checked]) / 1e3, [], collections.Counter())
+            rows.append(_row(f"Servable.run, Example check {'on' if checked else 'off'}", 1, batch, result))
+            print(_format_row(rows[-1]), flush=True)
+        on, off = np.array(latencies[True]), np.array(latencies[False])
+        rows.append({"api": "check_ratio", "batch": batch, "p50_ratio": round(float(np.median(on) / np.median(off)), 3),
+                     "mean_ratio": round(float(on.mean() / off.mean()), 3),
+                     "p50_added_ms": round(float(np.median(on) - np.median(off)), 3)})
+        print(f"Example check, batch {batch}: p50 ratio on/off {rows[-1]['p50_ratio']}, mean ratio "
+              f"{rows[-1]['mean_ratio']}, p50 added {rows[-1]['p50_added_ms']} ms", flush=True)
+    return rows
+
+
 def _row(name: str, concurrency: int, batch: int, result: LoadResult) -> dict:
     return {"api": name, "concurrency": concurrency, "batch": batch, "requests": result.requests,
             "errors": result.errors, "p50_ms": round(result.percentile(50), 3),
@@ -350,6 +393,9 @@ def _row(name: str, concurrency: int, batch: int, result: LoadResult) -> dict:
 def run_benchmark(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_serving_") as tmp:
         base, stage, records = _prepare_models(args, tmp)
+        check = example_check_rows(os.path.join(base, "1"), records, args.requests)
+        if args.example_check_only:
+            return {"example_check": check, "cpus": os.cpu_count()}
         baseline = _in_process_rows(os.path.join(base, "1"), records, args.requests)
         flags = [f"--poll_seconds={args.poll_seconds}", f"--grpc_max_workers={args.grpc_max_workers}"]
         with ServerProcess(base, "ctr", rest=True, flags=flags) as server:
@@ -374,7 +420,7 @@ def run_benchmark(args) -> dict:
             exit_code = server.terminate()
             swap["exit_code_after_sigterm"] = exit_code
     c1b1 = next(r for r in rows if r["concurrency"] == 1 and r["batch"] == 1 and r["api"] == "gRPC Predict")
-    return {"rows": baseline + rows, "swap": swap, "p50_target_ms": P50_TARGET_MS,
+    return {"rows": baseline + rows, "example_check": check, "swap": swap, "p50_target_ms": P50_TARGET_MS,
             "p50_target_met": c1b1["p50_ms"] <= P50_TARGET_MS, "cpus": os.cpu_count()}
 
 
@@ -419,11 +465,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--swap_max_seconds", type=float, default=60.0, help="time limit of the swap phase")
     parser.add_argument("--poll_seconds", type=float, default=0.5, help="server's --poll_seconds")
     parser.add_argument("--grpc_max_workers", type=int, default=16, help="server's --grpc_max_workers")
+    parser.add_argument("--example_check_only", action="store_true",
+                        help="measure only the Example check's cost (Servable.run with it on and off), no server")
     parser.add_argument("--json", help="also write the results here as JSON")
     args = parser.parse_args(argv)
     print("| API | concurrency | batch | requests | errors | p50 ms | p99 ms | QPS | examples/s |")
     print("|---|---|---|---|---|---|---|---|---|", flush=True)
     results = run_benchmark(args)
+    if args.example_check_only:
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=2)
+        return 0
     swap = results["swap"]
     print(f"\nversion swap under load (8 clients, batch 1): {swap['requests']} requests, {swap['errors']} errors, "
           f"answers by version {swap['answers_by_version']}, copy {swap['copy_s']} s, new version serving "

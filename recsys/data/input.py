@@ -5,7 +5,8 @@ Pipeline of `make_dataset` (each stage deterministic; `tf.data.Options.determini
     sorted(glob(file_pattern))         files in name order = time order (`recsys.data.layout`)
       -> TFRecordDataset               serialized records in file order, read sequentially
       -> shuffle mode + start_offset   "none": skip, batch | "window"/"full": permute windows, trim, rebatch
-      -> shard (input_context)         multi-worker: pipeline i keeps stream positions i, i + k, i + 2k, ...
+      -> shard (input_context)         multi-worker, shard_by="example": pipeline i keeps positions i, i + k, ...
+                                       (shard_by="file": the pipeline read only its own files instead)
       -> tf.io.parse_example           one vectorised parse per batch with the spec from features.json
       -> prefetch
 
@@ -33,7 +34,16 @@ keeps every k-th example (k = `input_context.num_input_pipelines`), batched to
 `input_context.get_per_replica_batch_size(batch_size)`. Sharding by example index rather than by file keeps
 the global stream chronological: global step s covers the examples [s * B, (s + 1) * B) of the stream across all
 workers. Sharding by file would give each worker a different period of time, which breaks the online setting, so
-it is not offered; the price is that every worker reads (but does not parse) all records.
+it is the default (`shard_by="example"`); the price is that every worker reads (but does not parse) all records.
+
+`shard_by="file"` (`config.data.shard_by`): each worker reads only its own files (`WorkerShare`, assigned by
+`assign_files`: files in time order, each to the worker with the fewest bytes so far, so the workers move
+through the stream side by side and their shares differ by at most one file). A worker's stream is its files in
+time order, shuffled (window/full) within that stream, and `start_offset` counts examples of the worker's own
+stream. What changes: a global step covers B/k examples of each worker's stream, i.e. k stretches of time about
+one file apart, not the consecutive examples [s·B, (s+1)·B); time order holds within each worker's share only; a
+worker whose share ends first gets empty batches while the others finish. Sharding is by whole file because a
+GZIP TFRecord file cannot be entered in the middle without decompressing everything before it.
 
 The trainer reads through `DataSource`, which fails fast, before any model is built, on the mistakes that
 otherwise surface deep inside TensorFlow: a glob that matches nothing, a missing `features.json`, a file encoded
@@ -46,6 +56,7 @@ seed.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import numbers
 import os
@@ -60,6 +71,8 @@ from recsys.data.features import FeatureSet, default_features_path
 
 SHUFFLE_MODES: tuple[str, ...] = ("none", "window", "full")
 COMPRESSIONS: tuple[str, ...] = ("auto", "none", "GZIP", "ZLIB")
+# How several workers split the stream (`config.data.shard_by`, module docstring "Multi-worker").
+SHARD_BY: tuple[str, ...] = ("example", "file")
 # The window of shuffle="full": longer than any stream (tf.data's batch does not allocate it up front).
 _WHOLE_STREAM = 1 << 62
 # Records `DataSource.from_config` checks against features.json before training.
@@ -138,6 +151,39 @@ def count_records(files: Sequence[str], compression: str = "auto") -> int:
 def count_examples(file_pattern: str, compression: str = "auto") -> int:
     """Number of records in the files matching `file_pattern` (one sequential read, no parsing)."""
     return count_records(list_files(file_pattern), compression)
+
+
+def expected_records(pattern: str, files: Sequence[str]) -> int | None:
+    """The number of records in `files` (those glob `pattern` matches) for progress and ETAs, else None when it
+    is not cheap to know.
+
+    From the preprocessing job's `summary.json` beside the shards: `rows_ok` when the pattern matches every
+    shard, the sum of the listed shards' `rows` when it matches some of them (e.g. the study's training
+    shards without the held-out one). Otherwise the records are counted (one read of the input) when the
+    files hold at most `COUNT_LIMIT_BYTES`, each file with the compression its name says (GZIP and plain files
+    may mix, as the comparator reads them).
+    """
+    files = list(files)
+    total = _rows_from_summary(pattern, files)
+    if total is None and sum(tf.io.gfile.stat(f).length for f in files) <= COUNT_LIMIT_BYTES:
+        total = sum(count_records([f]) for f in files)
+    return total
+
+
+def _rows_from_summary(pattern: str, files: list[str]) -> int | None:
+    directory = layout.data_directory(pattern)
+    summary_path = os.path.join(directory, layout.SUMMARY_FILE)
+    if not tf.io.gfile.exists(summary_path):
+        return None
+    try:
+        with tf.io.gfile.GFile(summary_path) as f:
+            summary = json.load(f)
+        if sorted(tf.io.gfile.glob(os.path.join(directory, layout.SHARD_PATTERN))) == files:
+            return int(summary["rows_ok"])
+        rows = {os.path.join(directory, shard["name"]): int(shard["rows"]) for shard in summary.get("shards", ())}
+    except (ValueError, KeyError, TypeError):
+        return None
+    return sum(rows[f] for f in files) if all(f in rows for f in files) else None
 
 
 # --- Checking records against features.json ---------------------------------------------------------------------
@@ -250,6 +296,62 @@ def contract_fingerprint(features: FeatureSet, features_path: str) -> str:
         raise InputDataError(str(e)) from None
 
 
+# --- Worker shares (shard_by="file") -----------------------------------------------------------------------------
+
+
+def assign_files(sizes: Sequence[int], workers: int) -> list[list[int]]:
+    """The file indices each of `workers` workers reads, for files of `sizes` (bytes or records) in time order.
+
+    Files are taken in time order and each goes to the worker with the least assigned so far (the lowest index on a
+    tie): every file goes to exactly one worker, each worker's files stay in time order, the workers move through
+    the stream side by side (a worker's next file is never far ahead of the others'), and the workers' totals
+    differ by at most the largest file (the worker that got the last file had the least before it).
+
+    Raises:
+      ValueError: `workers` < 1, fewer files than workers (a worker would have nothing to read), or a negative size.
+    """
+    _check_int("workers", workers, minimum=1)
+    sizes = [int(size) for size in sizes]
+    if any(size < 0 for size in sizes):
+        raise ValueError(f"File sizes must be >= 0. Received: sizes={sizes!r}")
+    if len(sizes) < workers:
+        raise ValueError(
+            f"shard_by='file' gives each of the {workers} workers its own files, but there are only {len(sizes)} "
+            "file(s): write the data in more shards or use `config.data.shard_by='example'`"
+        )
+    loads = [0] * workers
+    shares: list[list[int]] = [[] for _ in range(workers)]
+    for index, size in enumerate(sizes):
+        worker = min(range(workers), key=lambda w: (loads[w], w))
+        shares[worker].append(index)
+        loads[worker] += size
+    return shares
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerShare:
+    """Worker `index` of `workers` reads only its own files (`assign_files` over the files' byte sizes).
+
+    `index` is a Python int (a MultiWorkerMirrored input pipeline) or a scalar int64 tensor (a parameter-server
+    worker: `tf.distribute.coordinator.experimental_get_current_worker_index()`, known only when the dataset is
+    built on the worker); then the worker's files are picked in the graph.
+    """
+
+    index: Any
+    workers: int
+
+    def files(self, files: Sequence[str]) -> list[str] | tf.Tensor:
+        """This worker's files among `files` (all files, in time order), in time order."""
+        shares = assign_files([tf.io.gfile.stat(f).length for f in files], self.workers)
+        if isinstance(self.index, numbers.Integral):
+            return [files[i] for i in shares[int(self.index)]]
+        # Every share's files one after the other; the worker's slice is picked by its index at run time.
+        flat = tf.constant([files[i] for share in shares for i in share])
+        bounds = tf.constant([0, *itertools.accumulate(len(share) for share in shares)], tf.int64)
+        index = tf.cast(self.index, tf.int64)
+        return flat[bounds[index]:bounds[index + 1]]
+
+
 # --- Streams -----------------------------------------------------------------------------------------------------
 
 
@@ -264,14 +366,16 @@ def shuffled_windows(
     examples of each seed's own order: windows before it are skipped unread, and in the first kept window the orders
     lose their first `start_offset mod window` entries (m = n elsewhere).
     """
-    window, start_offset = int(window), int(start_offset)
-    skipped_windows, remainder = divmod(start_offset, window)
+    window = int(window)
+    # A tensor offset (a parameter-server worker's own resume point, known on the worker) works alike.
+    start_offset = tf.cast(start_offset, tf.int64) if tf.is_tensor(start_offset) else int(start_offset)
+    skipped_windows, remainder = start_offset // window, start_offset % window
     windows = records.skip(skipped_windows * window).batch(window).enumerate(start=skipped_windows)
     seeds = [int(s) for s in seeds]
 
     def permute(index, batch):
         positions = tf.range(tf.shape(batch, out_type=tf.int64)[0])
-        first = tf.where(index == skipped_windows, tf.constant(remainder, tf.int64), 0)
+        first = tf.where(index == skipped_windows, tf.cast(remainder, tf.int64), 0)
         orders = [
             tf.random.experimental.stateless_shuffle(positions, seed=tf.stack([tf.constant(seed, tf.int64), index]))
             for seed in seeds
@@ -294,6 +398,7 @@ def make_dataset(
     input_context: tf.distribute.InputContext | None = None,
     compression: str = "auto",
     keep_serialized: bool = False,
+    share: WorkerShare | None = None,
 ) -> tf.data.Dataset:
     """Builds the training dataset of `{feature name: Tensor[batch]}` dicts (see the module docstring).
 
@@ -312,6 +417,9 @@ def make_dataset(
       compression: "auto" (GZIP for .gz names), "none", "GZIP" or "ZLIB".
       keep_serialized: also yield each batch's serialized records under `SERIALIZED_KEY` (for a teacher
         SavedModel that scores `examples` strings, `recsys.training.distill`).
+      share: read only this worker's files (shard_by="file", module docstring); `start_offset` then counts
+        examples of the worker's own stream, and with `input_context` each pipeline batches its own stream to the
+        per-replica batch (no example sharding).
 
     Returns:
       A `tf.data.Dataset` of dicts of rank-1 tensors.
@@ -327,8 +435,10 @@ def make_dataset(
     _check_int("batch_size", batch_size, minimum=1)
     _check_int("shuffle_buffer", shuffle_buffer, minimum=1)
     _check_int("seed", seed, minimum=0)
-    _check_int("start_offset", start_offset, minimum=0)
-    batch_size, shuffle_buffer, seed, start_offset = int(batch_size), int(shuffle_buffer), int(seed), int(start_offset)
+    if not tf.is_tensor(start_offset):
+        _check_int("start_offset", start_offset, minimum=0)
+        start_offset = int(start_offset)
+    batch_size, shuffle_buffer, seed = int(batch_size), int(shuffle_buffer), int(seed)
     files = list_files(file_pattern)
     compression_type = resolve_compression(files, compression)
     spec = features.parse_spec()
@@ -336,9 +446,13 @@ def make_dataset(
         check_records(files, features, compression_type, file_pattern=file_pattern)
 
     # Sequential reads keep file order. Records stay serialized, and move in batches, until the parse.
-    records = tf.data.TFRecordDataset(files, compression_type=compression_type)
+    records = tf.data.TFRecordDataset(share.files(files) if share is not None else files,
+                                      compression_type=compression_type)
     pipelines, pipeline_id, per_pipeline_batch = 1, 0, batch_size
-    if input_context is not None:
+    if input_context is not None and share is not None:
+        # The pipeline's own files: its stream is batched to the per-replica batch, nothing is sharded away.
+        per_pipeline_batch = input_context.get_per_replica_batch_size(batch_size)
+    elif input_context is not None:
         pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
         per_pipeline_batch = input_context.get_per_replica_batch_size(batch_size)
     # Batches of the global stream: every pipeline's share of one global step comes from the same batch.
@@ -388,6 +502,8 @@ class DataSource:
       features_path, features: the `features.json` used and its content.
       shuffle, shuffle_buffer, seed: the order of the stream (`make_dataset`).
       keep_serialized: `dataset` batches also hold the serialized records (`SERIALIZED_KEY`).
+      shard_by: "example" (every input pipeline reads the whole stream and keeps its examples of each global
+        batch) or "file" (each worker reads only its own files, `assign_files`); see the module docstring.
     """
 
     pattern: str
@@ -398,6 +514,7 @@ class DataSource:
     shuffle_buffer: int = 10_000
     seed: int = 0
     keep_serialized: bool = False  # batches also carry the serialized records (a SavedModel distillation teacher)
+    shard_by: str = "example"  # how several workers split the stream (SHARD_BY, module docstring)
 
     @classmethod
     def from_config(cls, data_config: Any, seed: int) -> DataSource:
@@ -421,6 +538,9 @@ class DataSource:
             )
         if int(data_config.shuffle_buffer) < 1:
             raise ValueError(f"`config.data.shuffle_buffer` must be >= 1. Received: {data_config.shuffle_buffer!r}")
+        shard_by = data_config.get("shard_by", "example")
+        if shard_by not in SHARD_BY:
+            raise ValueError(f"`config.data.shard_by` must be one of {SHARD_BY}. Received: shard_by={shard_by!r}")
         if int(data_config.batch_size) < 1:
             raise ValueError(f"`config.data.batch_size` must be >= 1. Received: {data_config.batch_size!r}")
         features_path = data_config.features or default_features_path(pattern)
@@ -434,43 +554,23 @@ class DataSource:
             raise InputDataError(f"No examples in the input: the {len(files)} file(s) matching {pattern!r} "
                                  "hold no records")
         return cls(pattern, files, features_path, features, data_config.shuffle, int(data_config.shuffle_buffer),
-                   int(seed))
+                   int(seed), shard_by=shard_by)
 
     def expected_examples(self, max_examples: int = 0) -> int | None:
-        """The stream's length for progress/ETA (and schedules), else None when it is not cheap to know.
-
-        From the preprocessing job's `summary.json` beside the shards: `rows_ok` when the pattern matches every
-        shard, the sum of the listed shards' `rows` when it matches some of them (e.g. the study's training
-        shards without the held-out one). Otherwise the records are counted (one read of the input) when the
-        files hold at most `COUNT_LIMIT_BYTES`. `max_examples` (> 0) caps the answer.
-        """
-        total = self._rows_from_summary()
-        if total is None and sum(tf.io.gfile.stat(f).length for f in self.files) <= COUNT_LIMIT_BYTES:
-            total = count_records(self.files)
+        """The stream's length for progress/ETA (and schedules), else None when it is not cheap to know
+        (`expected_records`). `max_examples` (> 0) caps the answer."""
+        total = expected_records(self.pattern, self.files)
         if max_examples:
             total = min(total, max_examples) if total is not None else max_examples
         return total
 
-    def _rows_from_summary(self) -> int | None:
-        directory = layout.data_directory(self.pattern)
-        summary_path = os.path.join(directory, layout.SUMMARY_FILE)
-        if not tf.io.gfile.exists(summary_path):
-            return None
-        try:
-            with tf.io.gfile.GFile(summary_path) as f:
-                summary = json.load(f)
-            if sorted(tf.io.gfile.glob(os.path.join(directory, layout.SHARD_PATTERN))) == self.files:
-                return int(summary["rows_ok"])
-            rows = {os.path.join(directory, shard["name"]): int(shard["rows"]) for shard in summary.get("shards", ())}
-        except (ValueError, KeyError, TypeError):
-            return None
-        return sum(rows[f] for f in self.files) if all(f in rows for f in self.files) else None
-
-    def dataset(self, batch_size: int, start_offset: int = 0, input_context=None) -> tf.data.Dataset:
+    def dataset(self, batch_size: int, start_offset: int = 0, input_context=None,
+                share: WorkerShare | None = None) -> tf.data.Dataset:
         """The stream from example `start_offset` of the global stream on, batched (final partial batch kept).
 
         With `input_context`, `batch_size` is the global batch and this input pipeline gets its share of every
         global batch (`make_dataset`): global step s always covers examples [s·B, (s+1)·B) of the stream.
+        With `share`, only that worker's files are read and `start_offset` counts examples of its own stream.
         """
         return make_dataset(
             self.pattern,
@@ -483,12 +583,28 @@ class DataSource:
             drop_remainder=False,
             input_context=input_context,
             keep_serialized=self.keep_serialized,
+            share=share,
         )
 
-    def distributed_dataset(self, strategy: tf.distribute.Strategy, global_batch_size: int, start_offset: int = 0):
-        """The stream split across the strategy's replicas; each global batch has `global_batch_size` examples."""
-        return _distribute(strategy, global_batch_size, lambda input_context: self.dataset(
-            global_batch_size, start_offset=start_offset, input_context=input_context))
+    def distributed_dataset(self, strategy: tf.distribute.Strategy, global_batch_size: int, start_offset: int = 0,
+                            start_step: int = 0):
+        """The stream split across the strategy's replicas; each global batch has `global_batch_size` examples.
+
+        With `shard_by="file"` and several input pipelines (MultiWorkerMirrored), pipeline i reads only its own
+        files (`WorkerShare`) and contributes B/k examples to every global step until its files run out (then
+        empty batches while the others finish); resuming after `start_step` global steps restarts each pipeline
+        at example `start_step·B/k` of its own stream, which is exact because every pipeline consumes the same
+        number of examples per step. Otherwise `start_offset` (global examples) is where the stream restarts.
+        """
+        def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+            pipelines = input_context.num_input_pipelines
+            if self.shard_by == "file" and pipelines > 1:
+                return self.dataset(global_batch_size, start_offset=start_step * (global_batch_size // pipelines),
+                                    input_context=input_context,
+                                    share=WorkerShare(input_context.input_pipeline_id, pipelines))
+            return self.dataset(global_batch_size, start_offset=start_offset, input_context=input_context)
+
+        return _distribute(strategy, global_batch_size, dataset_fn)
 
     def replica_dataset(
         self, batch_size: int, seeds: Sequence[int], start_offset: int = 0, input_context=None

@@ -27,7 +27,7 @@ import json
 import os
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from absl import logging
@@ -196,28 +196,62 @@ def _named_errors(path: str, unit: str) -> Iterator[_Position]:
             "replace the file and rerun)") from e
 
 
-def open_binary(path: str) -> io.BufferedIOBase:
-    """Opens a local or remote (gs://, s3://, ...) file for reading bytes; `.gz` is decompressed."""
+#: Called with the number of bytes of a file read from storage (compressed bytes for .gz), for progress.
+OnBytes = Callable[[int], None]
+
+
+class _CountedReads(io.RawIOBase):
+    """A file read through `on_bytes`: every read from storage reports how many bytes it got."""
+
+    def __init__(self, raw: Any, on_bytes: OnBytes):
+        super().__init__()
+        self._raw = raw
+        self._on_bytes = on_bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._raw.read(len(buffer))
+        buffer[:len(data)] = data
+        if data:
+            self._on_bytes(len(data))
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def open_binary(path: str, on_bytes: OnBytes | None = None) -> io.BufferedIOBase:
+    """Opens a local or remote (gs://, s3://, ...) file for reading bytes; `.gz` is decompressed.
+
+    `on_bytes`, when given, is called with the size of every read from storage (in 1 MiB blocks; for `.gz` the
+    compressed bytes), so a caller can report progress against the file sizes.
+    """
     if "://" in path:
         raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     else:
-        raw = open(path, "rb")  # closed through the returned object
+        raw = open(path, "rb", buffering=0 if on_bytes else -1)  # closed through the returned object
+    if on_bytes is not None:
+        raw = io.BufferedReader(_CountedReads(raw, on_bytes), buffer_size=1 << 20)
     if path.endswith(".gz"):
         return gzip.GzipFile(fileobj=raw, mode="rb")
     return raw
 
 
-def read_lines(path: str) -> Iterator[str]:
+def read_lines(path: str, on_bytes: OnBytes | None = None) -> Iterator[str]:
     """Yields every line of `path` in order, without its trailing newline.
 
     Lines split on '\\n' only, so a '\\r' stays part of the line (verbatim in the dead-letter output).
     Bytes that are not UTF-8 become surrogate escapes: such a line fails validation as a bad row
     instead of crashing the job. A UTF-8 byte order mark at the start of the file is not part of the first line.
+    `on_bytes`: see `open_binary`.
 
     Raises:
       InputFileError: the file cannot be read or decompressed (e.g. a truncated .gz), naming it and the line.
     """
-    with _named_errors(path, "line") as position, open_binary(path) as f:
+    with _named_errors(path, "line") as position, open_binary(path, on_bytes) as f:
         for raw in f:
             if position.value == 0 and raw.startswith(UTF8_BOM):
                 raw = raw[len(UTF8_BOM):]
@@ -230,25 +264,27 @@ def read_lines(path: str) -> Iterator[str]:
 class CountedLines:
     """`read_lines(path)` that counts the lines it yields (`count`), for passes that need both."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, on_bytes: OnBytes | None = None):
         self._path = path
+        self._on_bytes = on_bytes
         self.count = 0
 
     def __iter__(self) -> Iterator[str]:
-        for line in read_lines(self._path):
+        for line in read_lines(self._path, self._on_bytes):
             self.count += 1
             yield line
 
 
-def count_lines(path: str) -> int:
-    """Number of lines `read_lines` yields for `path` (a last line without '\\n' counts).
+def count_lines(path: str, on_bytes: OnBytes | None = None) -> int:
+    """Number of lines `read_lines` yields for `path` (a last line without '\\n' counts); `on_bytes`: see
+    `open_binary`.
 
     Raises:
       InputFileError: the file cannot be read or decompressed, naming it.
     """
     count = 0
     last = b"\n"
-    with _named_errors(path, "byte") as position, open_binary(path) as f:
+    with _named_errors(path, "byte") as position, open_binary(path, on_bytes) as f:
         while block := f.read(1 << 22):
             position.value += len(block)
             count += block.count(b"\n")
@@ -322,13 +358,15 @@ def vocabulary_lines(first_ts: int, vocab_rows: int) -> int | None:
     return max(0, vocab_rows - first_ts)
 
 
-def count_file_categoricals(path: str, max_lines: int | None = None) -> tuple[dict[str, collections.Counter], int, int]:
-    """`count_categoricals` over the valid rows among the first `max_lines` lines of `path` (None: all).
+def count_file_categoricals(path: str, max_lines: int | None = None,
+                            on_bytes: OnBytes | None = None) -> tuple[dict[str, collections.Counter], int, int]:
+    """`count_categoricals` over the valid rows among the first `max_lines` lines of `path` (None: all);
+    `on_bytes`: see `open_binary`.
 
     Returns (counts per feature, lines read, valid rows counted). Stops reading after `max_lines` lines, and
     does not open the file when `max_lines` is 0.
     """
-    lines = CountedLines(path)
+    lines = CountedLines(path, on_bytes)
     rows = CountedItems(valid_rows(lines if max_lines is None else itertools.islice(lines, max_lines)))
     counts = count_categoricals(rows)
     return counts, lines.count, rows.count
@@ -472,16 +510,17 @@ def write_file_shards(
     output_dir: str,
     rows_per_shard: int,
     feature_fingerprint: str | None = None,
+    on_bytes: OnBytes | None = None,
 ) -> Iterator[dict[str, Any] | str]:
     """Streams one input file into shards of `rows_per_shard` lines, in line order.
 
     Every shard's gzip header carries `feature_fingerprint` (`recsys.data.fingerprint`). Yields each shard's stats
     dict when the shard is complete, and a dead-letter JSON line (str, `bad_row_json`) for every malformed line.
-    Memory stays constant however long the file is.
+    Memory stays constant however long the file is. `on_bytes`: see `open_binary`.
     """
     transform_int = criteo.transform_int
     shard, line_number, started = None, -1, time.monotonic()
-    for line_number, line in enumerate(read_lines(path)):
+    for line_number, line in enumerate(read_lines(path, on_bytes)):
         ts = first_ts + line_number
         if line_number % rows_per_shard == 0:
             if shard is not None:

@@ -3,7 +3,8 @@
 Every row has the Criteo layout of `recsys.data.criteo` (label, I1..I13, C1..C26; empty = missing) and is
 drawn, in time order, from the model below. All randomness comes from `seed`: the same arguments give a
 byte-identical file, generated in fixed chunks of `CHUNK_ROWS` rows, chunk c from the stream
-SeedSequence([seed, 2, c]) (the model's parameters from [seed, 0], the CTR calibration sample from [seed, 1]).
+SeedSequence([seed, 2, c]) (the model's parameters from [seed, 0] and, for the deep ground truth, [seed, 4];
+the CTR calibration sample from [seed, 1]).
 
 Time: row i of R has time t_i = days * i / R (in days); its day is floor(t_i).
 
@@ -20,7 +21,11 @@ probability p_neg (the sample's I8 has -1s), otherwise round(exp(mu + sigma z)) 
 sigma = log(p99 / median) / 2.326, where z = 0.6 u + 0.8 e shares a per-row latent u (activity), so the counts
 are correlated as in real logs.
 
-Labels: y ~ Bernoulli(sigmoid(b + f(x, t))) with
+Labels: y ~ Bernoulli(p) with p = sigmoid(b + f(x, t)), where the ground truth f is one of two models
+(`GeneratorConfig.ground_truth`); both see the same rows (the features of a seed do not depend on the mode,
+only the labels do).
+
+"additive" (the default):
 
     E_c(v, t) = cos(theta t) A_c(v) + sin(theta t) B_c(v)                  (slow drift: theta rad/day)
     f(x, t)   = sum_c w_c . E_c(v_c, t)                                     (feature effects)
@@ -29,8 +34,30 @@ Labels: y ~ Bernoulli(sigmoid(b + f(x, t))) with
 
 where A_c(v), B_c(v) in R^4 are per-value effect vectors (unit-variance uniforms read from a keyed 64-bit hash of
 (feature, value id), so millions of values need no tables; a missing value has its own effect), and w, g, a, h,
-the interacting pairs and the hash keys are drawn from the seed. The bias b is solved by bisection so that the
-mean predicted CTR over a calibration sample spread over all days equals `ctr`.
+the interacting pairs and the hash keys are drawn from the seed.
+
+"deep": a random network over per-value latent vectors of the truth features (`truth_features`, default all 39):
+
+    L_c(v, t) = cos(theta t) P_c(v) + sin(theta t) Q_c(v)                  (P, Q in R^8, keyed hashes as above)
+    u_i(x)    = [present_i] tanh(log(1 + max(x_i, 0)) - m_i) + [missing_i] h_i
+    z_0       = concat(L_c(v_c, t) for each categorical c, u_i(x) for each integer i)       (D inputs)
+    z_l       = tanh(W_l z_(l-1) + c_l),  l = 1, 2;  W_1: 64 x D, W_2: 64 x 64
+    f(x, t)   = s . w_3 . z_2
+
+with W_l ~ N(0, DEEP_GAIN^2 / fan_in), c_l ~ N(0, 0.5^2), w_3 ~ N(0, 1 / 64), and s chosen so that f has standard
+deviation DEEP_LOGIT_STD over the calibration sample. Every input reaches every hidden unit, so all features
+interact (not only 12 pairs). tanh because it is smooth (the truth favours neither ReLU's kinks nor any smooth
+activation the study compares: tanh is none of them) and bounded; the gain puts the first layer's
+pre-activations at a standard deviation of about DEEP_GAIN, in tanh's curved range, neither in its linear middle
+nor saturated. The parameters come from their own stream, SeedSequence([seed, 4]), so the additive model's draws
+are untouched.
+
+In both modes the bias b is solved by bisection so that the mean predicted CTR over a calibration sample spread
+over all days equals `ctr`, and the tail rotation (above) brings values never seen before every day.
+
+Oracle: `write_clicklogs` records the AUC and the mean log loss of the true probabilities p against the drawn
+labels of the valid rows it writes (every row up to ORACLE_MAX_ROWS, a fixed stride of rows beyond that), computed
+with `recsys.metrics.accuracy`: the ceiling of any model of this log, up to sampling noise.
 
 Malformed rows: with probability `malformed_fraction` a row is replaced by one of the bad kinds of
 `recsys.data.criteo.BAD_REASONS` (blank line, wrong column count, bad label, non-numeric integer, non-hex
@@ -41,6 +68,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import json
 import math
 import os
 import time
@@ -49,6 +77,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from recsys import console
 from recsys.data import criteo
 
 CHUNK_ROWS = 1 << 16
@@ -58,6 +87,14 @@ DRIFT_RAD_PER_DAY = 0.05  # effects rotate by 0.05 rad a day: correlation cos(0.
 NUM_INTERACTIONS = 12
 CALIBRATION_ROWS = 1 << 16
 MAX_INT_VALUE = 10**9 - 1  # at most 9 digits: formatting stays in 32-bit arithmetic
+GROUND_TRUTHS = ("additive", "deep")
+LATENT_DIM = 8  # per-value latent vectors of the deep ground truth (two 4-value hashes)
+DEEP_WIDTH = 64
+DEEP_HIDDEN_LAYERS = 2  # tanh layers; with the linear output layer, 3 dense layers
+DEEP_GAIN = 1.5  # first-layer pre-activations have a standard deviation of about 1.5: tanh's curved range
+DEEP_BIAS_STD = 0.5
+DEEP_LOGIT_STD = 2.0
+ORACLE_MAX_ROWS = 1 << 21  # the oracle AUC sorts at most this many rows (a fixed stride beyond: ~32 MB)
 
 
 class CatSpec(NamedTuple):
@@ -156,6 +193,11 @@ class GeneratorConfig:
       days: the log spans this many days (drift and tail rotation follow the day), >= 1.
       ctr: target click-through rate, in (0, 1).
       malformed_fraction: share of rows replaced by malformed lines, in [0, 1).
+      ground_truth: the label model, one of GROUND_TRUTHS (module docstring): "additive" (per-value effects and 12
+        pairwise interactions) or "deep" (a random tanh network over per-value latent vectors). The rows (every
+        feature) are the same in both; only the labels differ.
+      truth_features: the columns the deep ground truth reads (names from I1..I13, C1..C26; () = all 39), e.g.
+        the features a model is given, so that the oracle is that model's ceiling. Only with ground_truth="deep".
     """
 
     rows: int
@@ -163,6 +205,8 @@ class GeneratorConfig:
     days: int = 1
     ctr: float = 0.03
     malformed_fraction: float = 0.0
+    ground_truth: str = "additive"
+    truth_features: tuple[str, ...] = ()
 
     def __post_init__(self):
         _require(_is_int(self.rows) and self.rows >= 1, "rows", self.rows, "an integer >= 1")
@@ -174,6 +218,22 @@ class GeneratorConfig:
             "malformed_fraction",
             self.malformed_fraction,
             "a number in [0, 1)",
+        )
+        _require(self.ground_truth in GROUND_TRUTHS, "ground_truth", self.ground_truth, f"one of {GROUND_TRUTHS}")
+        columns = (*criteo.INT_COLUMNS, *criteo.CAT_COLUMNS)
+        _require(
+            isinstance(self.truth_features, tuple)
+            and all(name in columns for name in self.truth_features)
+            and len(set(self.truth_features)) == len(self.truth_features),
+            "truth_features",
+            self.truth_features,
+            "a tuple of distinct column names from I1..I13, C1..C26 (() = all)",
+        )
+        _require(
+            not self.truth_features or self.ground_truth == "deep",
+            "truth_features",
+            self.truth_features,
+            'empty unless ground_truth="deep" (the additive model reads every column)',
         )
 
 
@@ -195,6 +255,7 @@ class Chunk:
     cat_ids: np.ndarray  # int64 [n, 26]
     cat_hex: np.ndarray  # uint32 [n, 26]
     malformed: np.ndarray  # int8 [n]
+    probabilities: np.ndarray  # float64 [n]: the true click probability each label was drawn from
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -202,16 +263,41 @@ class Chunk:
 
 @dataclasses.dataclass(frozen=True)
 class GenerationSummary:
+    """What `write_clicklogs` wrote. `oracle_auc` / `oracle_logloss`: AUC and mean log loss of the true
+    probabilities against the labels over `oracle_rows` valid rows (module docstring); `oracle_auc` is None when
+    those rows hold one class only."""
+
     rows: int
     valid_rows: int
     clicks: int
     malformed: dict[str, int]
     bias: float
     seconds: float
+    ground_truth: str = "additive"
+    oracle_auc: float | None = None
+    oracle_logloss: float | None = None
+    oracle_rows: int = 0
 
     @property
     def ctr(self) -> float:
         return self.clicks / max(self.valid_rows, 1)
+
+    def to_json(self, config: GeneratorConfig) -> dict:
+        """The summary and the config that produced it, as the summary file holds them."""
+        return {
+            "config": _config_json(config),
+            "rows": self.rows,
+            "valid_rows": self.valid_rows,
+            "clicks": self.clicks,
+            "ctr": self.ctr,
+            "malformed": self.malformed,
+            "bias": self.bias,
+            "ground_truth": self.ground_truth,
+            "oracle_auc": self.oracle_auc,
+            "oracle_logloss": self.oracle_logloss,
+            "oracle_rows": self.oracle_rows,
+            "seconds": self.seconds,
+        }
 
 
 class ClickLogGenerator:
@@ -240,6 +326,7 @@ class ClickLogGenerator:
             int((spec.cardinality - HEAD_VALUES) * 0.6180339887) + 1 if spec.cardinality > 2 * HEAD_VALUES else 0
             for spec in (CAT_SPECS[c] for c in criteo.CAT_COLUMNS)
         ]
+        self._deep = _DeepTruth(config) if config.ground_truth == "deep" else None
         self.bias = self._calibrate_bias()
 
     # --- drawing -------------------------------------------------------------------------------
@@ -254,13 +341,14 @@ class ClickLogGenerator:
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, 2, index]))
         t = (start + np.arange(n)) * (config.days / config.rows)
         ints, int_present, cat_ids, logits = self.draw_features(rng, t)
-        labels = (rng.random(n) < _sigmoid(logits + self.bias)).astype(np.int8)
+        probabilities = _sigmoid(logits + self.bias)
+        labels = (rng.random(n) < probabilities).astype(np.int8)
         malformed = np.full(n, -1, dtype=np.int8)
         if config.malformed_fraction > 0:
             bad = rng.random(n) < config.malformed_fraction
             malformed[bad] = rng.integers(len(MALFORMED_KINDS), size=int(bad.sum()))
         cat_hex = _permute32(cat_ids, self._hex_keys[None, :]).astype(np.uint32)
-        return Chunk(start, config.seed, labels, ints, int_present, cat_ids, cat_hex, malformed)
+        return Chunk(start, config.seed, labels, ints, int_present, cat_ids, cat_hex, malformed, probabilities)
 
     def chunks(self) -> Iterator[Chunk]:
         for index in range(math.ceil(self.config.rows / CHUNK_ROWS)):
@@ -273,12 +361,8 @@ class ClickLogGenerator:
         n = len(t)
         day = np.floor(t).astype(np.int64)
         groups = {name: rng.random(n) < rate for name, rate in MISSING_GROUPS.items()}
-        theta = DRIFT_RAD_PER_DAY * t
-        cos_t, sin_t = np.cos(theta).astype(np.float32)[:, None], np.sin(theta).astype(np.float32)[:, None]
 
         cat_ids = np.empty((n, len(criteo.CAT_COLUMNS)), dtype=np.int64)
-        effects = []
-        logits = np.zeros(n)
         for j, name in enumerate(criteo.CAT_COLUMNS):
             spec = CAT_SPECS[name]
             ids = _zipf_mandelbrot(rng.random(n), spec.cardinality, spec.exponent, spec.offset)
@@ -290,12 +374,6 @@ class ClickLogGenerator:
             if spec.missing_group is not None:
                 ids[groups[spec.missing_group]] = 0
             cat_ids[:, j] = ids
-            key_a, key_b = self._effect_keys[j]
-            effect = cos_t * _hash_uniforms(ids, key_a) + sin_t * _hash_uniforms(ids, key_b)
-            effects.append(effect)
-            logits += effect @ self._weights[j]
-        for c, d, j, k, gain in self._interactions:
-            logits += gain * effects[c][:, j] * effects[d][:, k]
 
         activity = rng.normal(size=n)
         ints = np.zeros((n, len(criteo.INT_COLUMNS)), dtype=np.int64)
@@ -312,15 +390,37 @@ class ClickLogGenerator:
             ints[:, j] = values
             if spec.missing_group is not None:
                 int_present[:, j] = ~groups[spec.missing_group]
-            response = np.tanh(np.log1p(np.maximum(values, 0)) - self._int_centres[j])
+        return ints, int_present, cat_ids, self.logits(ints, int_present, cat_ids, t)
+
+    def logits(self, ints: np.ndarray, int_present: np.ndarray, cat_ids: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """The ground truth f(x, t) without the bias (module docstring) of rows given as arrays: float64 [n].
+
+        The click probability of a row is sigmoid(self.bias + f); any rows can be scored, e.g. one value changed.
+        """
+        if self._deep is not None:
+            return self._deep.logits(ints, int_present, cat_ids, t)
+        cos_t, sin_t = _rotation(t)
+        effects = []
+        logits = np.zeros(len(t))
+        for j in range(len(criteo.CAT_COLUMNS)):
+            key_a, key_b = self._effect_keys[j]
+            effect = cos_t * _hash_uniforms(cat_ids[:, j], key_a) + sin_t * _hash_uniforms(cat_ids[:, j], key_b)
+            effects.append(effect)
+            logits += effect @ self._weights[j]
+        for c, d, j, k, gain in self._interactions:
+            logits += gain * effects[c][:, j] * effects[d][:, k]
+        for j in range(len(criteo.INT_COLUMNS)):
+            response = np.tanh(np.log1p(np.maximum(ints[:, j], 0)) - self._int_centres[j])
             logits += np.where(int_present[:, j], self._int_slopes[j] * response, self._int_missing_effects[j])
-        return ints, int_present, cat_ids, logits
+        return logits
 
     def _calibrate_bias(self) -> float:
         """The b with mean(sigmoid(b + f)) = ctr over a calibration sample spanning all days (bisection)."""
         rng = np.random.default_rng(np.random.SeedSequence([self.config.seed, 1]))
         t = np.linspace(0.0, self.config.days, CALIBRATION_ROWS, endpoint=False)
         logits = self.draw_features(rng, t)[3]
+        if self._deep is not None:
+            logits = self._deep.set_scale(logits)
         low, high = -40.0, 40.0
         for _ in range(64):
             mid = 0.5 * (low + high)
@@ -329,6 +429,60 @@ class ClickLogGenerator:
             else:
                 high = mid
         return 0.5 * (low + high)
+
+
+class _DeepTruth:
+    """The "deep" ground truth (module docstring): a random tanh network over per-value latent vectors."""
+
+    def __init__(self, config: GeneratorConfig):
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, 4]))
+        num_cat, num_int = len(criteo.CAT_COLUMNS), len(criteo.INT_COLUMNS)
+        hashes_per_latent = LATENT_DIM // 4
+        # [feature, P or Q, hash]: each latent vector is LATENT_DIM // 4 keyed hashes of 4 values each.
+        self._latent_keys = rng.integers(0, 2**63, size=(num_cat, 2, hashes_per_latent), dtype=np.uint64)
+        self._int_missing = rng.normal(0, 1.0, size=num_int)
+        self._int_centres = np.log1p([INT_SPECS[c].median for c in criteo.INT_COLUMNS])
+        names = config.truth_features or (*criteo.INT_COLUMNS, *criteo.CAT_COLUMNS)
+        self.cat_columns = [j for j, c in enumerate(criteo.CAT_COLUMNS) if c in names]
+        self.int_columns = [j for j, c in enumerate(criteo.INT_COLUMNS) if c in names]
+        fan_in = LATENT_DIM * len(self.cat_columns) + len(self.int_columns)
+        self.layers = []
+        for _ in range(DEEP_HIDDEN_LAYERS):
+            weights = rng.normal(0, DEEP_GAIN / math.sqrt(fan_in), size=(fan_in, DEEP_WIDTH)).astype(np.float32)
+            bias = rng.normal(0, DEEP_BIAS_STD, size=DEEP_WIDTH).astype(np.float32)
+            self.layers.append((weights, bias))
+            fan_in = DEEP_WIDTH
+        self.output = rng.normal(0, 1 / math.sqrt(fan_in), size=fan_in).astype(np.float32)
+        self.scale = 1.0
+
+    def set_scale(self, raw_logits: np.ndarray) -> np.ndarray:
+        """Sets the output scale so that `raw_logits` (drawn with scale 1) have DEEP_LOGIT_STD; returns them scaled."""
+        self.scale = DEEP_LOGIT_STD / float(raw_logits.std())
+        return raw_logits * self.scale
+
+    def latents(self, column: int, ids: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """L_c(v, t) of categorical column `column` (0..25) for value ids at times t: float32 [n, LATENT_DIM]."""
+        return self._latents(column, ids, *_rotation(t))
+
+    def _latents(self, column: int, ids: np.ndarray, cos_t: np.ndarray, sin_t: np.ndarray) -> np.ndarray:
+        first, second = (
+            np.concatenate([_hash_uniforms(ids, key) for key in keys], axis=1) for keys in self._latent_keys[column]
+        )
+        return cos_t * first + sin_t * second
+
+    def logits(self, ints: np.ndarray, int_present: np.ndarray, cat_ids: np.ndarray, t: np.ndarray) -> np.ndarray:
+        # float32 inputs and layers: the network is most of the mode's cost, and labels need no more precision.
+        hidden = np.empty((len(t), self.layers[0][0].shape[0]), dtype=np.float32)
+        cos_t, sin_t = _rotation(t)
+        for k, j in enumerate(self.cat_columns):
+            hidden[:, k * LATENT_DIM : (k + 1) * LATENT_DIM] = self._latents(j, cat_ids[:, j], cos_t, sin_t)
+        offset = len(self.cat_columns) * LATENT_DIM
+        for k, j in enumerate(self.int_columns):
+            response = np.tanh(np.log1p(np.maximum(ints[:, j], 0)) - self._int_centres[j])
+            hidden[:, offset + k] = np.where(int_present[:, j], response, self._int_missing[j])
+        for weights, bias in self.layers:
+            hidden = np.tanh(hidden @ weights + bias)
+        return self.scale * (hidden @ self.output).astype(np.float64)
 
 
 # --- formatting ---------------------------------------------------------------------------------
@@ -423,11 +577,17 @@ def _malform(line: bytes, kind: str, rng: np.random.Generator) -> bytes:
 # --- writing ------------------------------------------------------------------------------------
 
 
-def write_clicklogs(path: str, config: GeneratorConfig, log_every: int = 0) -> GenerationSummary:
+def write_clicklogs(
+    path: str, config: GeneratorConfig, summary_path: str | None = None, progress: console.Progress | None = None
+) -> GenerationSummary:
     """Writes the log to `path` (`.tsv` or `.tsv.gz`) atomically: a temporary file renamed at the end.
+
+    `progress`: a `recsys.console.Progress` counting rows, told of every chunk written (None: no progress lines).
 
     `.tsv.gz` is written at gzip level 1 with no name or time in the header, so it is byte-identical for the
     same config (on the same platform and NumPy version: the draws use NumPy's floating-point functions).
+    The returned summary holds the oracle AUC and log loss (module docstring); with `summary_path` it is also
+    written there as JSON (`GenerationSummary.to_json`), atomically, after the log.
 
     Raises:
       ValueError: `path` does not end in .tsv or .tsv.gz.
@@ -442,6 +602,8 @@ def write_clicklogs(path: str, config: GeneratorConfig, log_every: int = 0) -> G
     generator = ClickLogGenerator(config)
     malformed = dict.fromkeys(MALFORMED_KINDS, 0)
     clicks = valid = 0
+    oracle_stride = math.ceil(config.rows / ORACLE_MAX_ROWS)
+    oracle_labels, oracle_probabilities = [], []
     temporary = f"{path}.tmp-{os.getpid()}"
     gz = path.endswith(".gz")
     try:
@@ -454,25 +616,74 @@ def write_clicklogs(path: str, config: GeneratorConfig, log_every: int = 0) -> G
                 good = chunk.malformed < 0
                 valid += int(good.sum())
                 clicks += int(chunk.labels[good].sum())
+                sampled = good & ((chunk.start + np.arange(len(chunk))) % oracle_stride == 0)
+                oracle_labels.append(chunk.labels[sampled])
+                oracle_probabilities.append(chunk.probabilities[sampled])
                 for k, count in zip(*np.unique(chunk.malformed[~good], return_counts=True), strict=True):
                     malformed[MALFORMED_KINDS[k]] += int(count)
-                if log_every and (chunk.start // CHUNK_ROWS + 1) % log_every == 0:
-                    _log_progress(chunk.start + len(chunk), config.rows, started)
+                if progress is not None:
+                    progress.add(len(chunk))
             if sink is not raw:
                 sink.close()
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
-    return GenerationSummary(config.rows, valid, clicks, malformed, generator.bias, time.perf_counter() - started)
+    labels, probabilities = np.concatenate(oracle_labels), np.concatenate(oracle_probabilities)
+    oracle_auc, oracle_logloss, oracle_rows = _oracle(labels, probabilities)
+    summary = GenerationSummary(
+        config.rows,
+        valid,
+        clicks,
+        malformed,
+        generator.bias,
+        time.perf_counter() - started,
+        ground_truth=config.ground_truth,
+        oracle_auc=oracle_auc,
+        oracle_logloss=oracle_logloss,
+        oracle_rows=oracle_rows,
+    )
+    if summary_path:
+        from recsys import atomic
+
+        atomic.write_json(summary_path, summary.to_json(config))
+    return summary
 
 
-def _log_progress(done: int, total: int, started: float) -> None:
-    from absl import logging
+def check_summary(summary_path: str, config: GeneratorConfig) -> None:
+    """Raises ValueError if the summary file at `summary_path` (written by `write_clicklogs`) records another
+    config than `config`, i.e. its log is not the one `config` asks for. A missing file passes (logs written
+    before summaries existed)."""
+    if not os.path.exists(summary_path):
+        return
+    with open(summary_path) as f:
+        recorded = json.load(f)["config"]
+    wanted = _config_json(config)
+    if recorded != wanted:
+        differences = {k: (recorded.get(k), v) for k, v in wanted.items() if recorded.get(k) != v}
+        raise ValueError(
+            f"The log beside {summary_path} was generated with another config: (recorded, asked for) = "
+            f"{differences}; delete it to regenerate it, or use another directory."
+        )
 
-    elapsed = time.perf_counter() - started
-    rate = done / max(elapsed, 1e-9)
-    logging.info("%d/%d rows, %.0f rows/s, ETA %.0f s", done, total, rate, (total - done) / rate)
+
+def _config_json(config: GeneratorConfig) -> dict:
+    return {**dataclasses.asdict(config), "truth_features": list(config.truth_features)}
+
+
+def _oracle(labels: np.ndarray, probabilities: np.ndarray) -> tuple[float | None, float | None, int]:
+    """(AUC or None for one class, mean log loss or None for no rows, rows) of the true probabilities.
+
+    The metrics room owns AUC and log loss (one definition for the trainer, the comparator, the study and this);
+    its `accuracy` module needs only NumPy, so the generator stays free of TensorFlow.
+    """
+    from recsys.metrics import accuracy
+
+    if len(labels) == 0:
+        return None, None, 0
+    both_classes = 0 < int(labels.sum()) < len(labels)
+    oracle_auc = accuracy.auc(labels, probabilities) if both_classes else None
+    return oracle_auc, accuracy.logloss(labels, probabilities), len(labels)
 
 
 # --- numerics -----------------------------------------------------------------------------------
@@ -486,6 +697,12 @@ def _zipf_mandelbrot(u: np.ndarray, n: int, s: float, q: float) -> np.ndarray:
         a, b = (1 + q) ** (1 - s), (n + 1 + q) ** (1 - s)
         x = (a + u * (b - a)) ** (1 / (1 - s)) - q
     return np.clip(np.floor(x), 1, n).astype(np.int64)
+
+
+def _rotation(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of the drift angle at times `t` (days), float32 [n, 1] each."""
+    theta = DRIFT_RAD_PER_DAY * t
+    return np.cos(theta).astype(np.float32)[:, None], np.sin(theta).astype(np.float32)[:, None]
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:

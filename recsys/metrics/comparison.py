@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from absl import logging
 
+from recsys import console
 from recsys.data.features import FeatureSet
 from recsys.metrics import report as report_lib
 from recsys.serving import contract
@@ -116,6 +116,7 @@ def score_records(
     scorers: Sequence[Callable[[Any], np.ndarray]],
     query_key: str | None,
     batch_size: int,
+    progress_every_seconds: float = console.PROGRESS_EVERY_SECONDS,
 ) -> ScoredRecords:
     """Reads the TFRecords of glob `data` once; returns labels, query ids and each scorer's predictions.
 
@@ -123,11 +124,15 @@ def score_records(
     order, so every model (and every prediction file made elsewhere) sees the examples in one order. Scorers
     are `recsys.serving.scorer.SavedModelScorer`s; their predictions are kept as float32.
 
+    Logs progress (`console.Progress`) at most every `progress_every_seconds`: predictions made of examples ×
+    models, the number of examples from the data's summary.json or counted (`recsys.data.input.expected_records`).
+
     Raises:
       ComparisonInputError: no file matches, the records cannot be read or parsed, or there are none.
       SavedModelError: a model's output breaks the serving contract.
     """
     tf = _tf()
+    from recsys.data.input import expected_records
     from recsys.serving.scorer import serialized_batches
 
     parse_spec = features.parse_spec()
@@ -137,15 +142,19 @@ def score_records(
     files = list_data_files(data)
     labels, queries, predictions = [], [], [[] for _ in scorers]
     try:
-        for batch_index, serialized in enumerate(serialized_batches(files, batch_size)):
+        examples = expected_records(data, files) if scorers else None
+        progress = console.Progress(
+            f"scoring {len(scorers)} model(s) on {examples if examples is not None else 'the'} examples of {data}",
+            examples * len(scorers) if examples is not None else None, "predictions", progress_every_seconds)
+        for serialized in serialized_batches(files, batch_size):
             parsed = tf.io.parse_example(serialized, spec)
             labels.append(parsed[features.label.name].numpy())
             if query_key is not None:
                 queries.append(parsed[query_key].numpy())
             for scorer, out in zip(scorers, predictions, strict=True):
                 out.append(np.asarray(scorer(serialized), dtype=np.float32))
-            if batch_index % 100 == 99:
-                logging.info("scored %d examples", sum(len(b) for b in labels))
+                progress.add(len(out[-1]))
+        progress.finish()
     except tf.errors.OpError as e:
         raise ComparisonInputError(f"cannot read or parse {data}: {first_line(e)}") from e
     if not labels:

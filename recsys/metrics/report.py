@@ -255,6 +255,34 @@ def compare_predictions(
     return Comparison(report, histograms)
 
 
+def add_self_pd(report: dict[str, Any], final: dict[str, np.ndarray], earlier: dict[str, np.ndarray],
+                examples_apart: dict[str, int], unavailable: dict[str, str]) -> None:
+    """Adds `report["self_pd"]`: per model, the relative PD between its predictions and those of its own earlier
+    snapshot (the checkpoint before its final one, `examples_apart` examples of its stream earlier), next to the
+    mean relative PD between the models: `self_to_pair_pd` near 1 means the PD between the models is mostly where
+    each stopped on its trajectory (jitter), near 0 that they settled apart (basin).
+
+    Args:
+      final / earlier: predictions by model name (earlier only for the models that have a snapshot).
+      unavailable: model name -> why it has no snapshot.
+    """
+    entries = []
+    for name in [m["name"] for m in report["models"]]:
+        if name in earlier:
+            entries.append({"name": name, "self_relative_pd": _number(pd.relative_pd(earlier[name], final[name])),
+                            "examples_apart": int(examples_apart[name])})
+        elif name in unavailable:
+            entries.append({"name": name, "self_relative_pd": None, "unavailable": unavailable[name]})
+    values = [e["self_relative_pd"] for e in entries if e["self_relative_pd"] is not None]
+    mean = _number(np.mean(values)) if values else None
+    pair_pd = report["summary"]["mean_relative_pd"]
+    report["self_pd"] = {
+        "models": entries,
+        "mean_self_relative_pd": mean,
+        "self_to_pair_pd": _number(mean / pair_pd) if mean is not None and pair_pd else None,
+    }
+
+
 def accuracy_key(report: dict[str, Any]) -> str:
     """"pqauc" when every model has a PQAUC (a query key was given), else "auc": the accuracy axis of plots."""
     has_pqauc = all(m.get("pqauc") is not None for m in report["models"])
@@ -370,6 +398,16 @@ def to_markdown(report: dict[str, Any]) -> str:
 
     model_table("Models", report["models"], with_members=False)
     pair_table("Pairs", report["pairs"])
+    if report.get("self_pd"):
+        self_pd = report["self_pd"]
+        lines.extend(["", "## Jitter vs basin: each model against its own earlier checkpoint", "",
+                      f"Mean self PD {_fmt(self_pd['mean_self_relative_pd'], True)} against a mean PD between models "
+                      f"of {_fmt(s['mean_relative_pd'], True)} (ratio {_fmt(self_pd['self_to_pair_pd'], digits=2)}): "
+                      "near 1, the models differ mostly by where each stopped on its trajectory; near 0, they "
+                      "settled apart.", "", "| model | self relative PD | examples apart |", "|---|---|---|"])
+        for e in self_pd["models"]:
+            detail = e.get("unavailable") or e["examples_apart"]
+            lines.append(f"| {e['name']} | {_fmt(e['self_relative_pd'], True)} | {detail} |")
     names = [m["name"] for m in report["models"]]
     if len(names) > 2:
         lines.extend(["", "## Relative PD matrix", "", "| | " + " | ".join(names) + " |",

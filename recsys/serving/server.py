@@ -49,6 +49,7 @@ from tensorflow_serving.apis import (
 )
 
 from recsys.serving.contract import ASSETS_EXTRA, OUTPUT_KEY, SIGNATURE
+from recsys.serving.example_check import ExampleContract
 from recsys.serving.versions import Candidate, VersionScanner, VersionWatcher
 
 WARMUP_FILE = f"{ASSETS_EXTRA}/tf_serving_warmup_requests"
@@ -177,17 +178,31 @@ def array_to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
 
 @dataclasses.dataclass(frozen=True)
 class Signature:
-    """A serving signature: its concrete function and input/output specs."""
+    """A serving signature: its concrete function and input/output specs.
+
+    A signature with one DT_STRING [None] input that parses tf.Examples also has the `contract` its Examples must
+    meet (`recsys.serving.example_check`) and `checked`, the function guarded by it.
+    """
 
     name: str
     function: Any
     inputs: Mapping[str, tf.TensorSpec]
     outputs: Mapping[str, tf.TensorSpec]
+    contract: ExampleContract | None = None
+    checked: Any = None
 
     @classmethod
-    def from_function(cls, name: str, function: Any) -> Signature:
+    def from_function(cls, name: str, function: Any, saved_model_path: str | None = None) -> Signature:
+        """`saved_model_path` given: the Example contract is read from the function and the model's features.json."""
         _, kwargs = function.structured_input_signature
-        return cls(name, function, dict(kwargs), dict(function.structured_outputs))
+        inputs, outputs = dict(kwargs), dict(function.structured_outputs)
+        if saved_model_path is not None and len(inputs) == 1:
+            (input_name, spec), = inputs.items()
+            if spec.dtype == tf.string and spec.shape.rank == 1:
+                contract = ExampleContract.of_signature(function, saved_model_path)
+                if contract is not None:
+                    return cls(name, function, inputs, outputs, contract, contract.wrap(function, input_name))
+        return cls(name, function, inputs, outputs)
 
     def example_input(self) -> str:
         """The name of the signature's one DT_STRING input (Classify/Regress feed serialized Examples to it)."""
@@ -224,15 +239,19 @@ class Servable:
         path: the SavedModel folder.
         loaded: the object returned by `tf.saved_model.load` (kept: the signatures use its variables).
         max_batch_size: largest batch (first dimension) a request may carry.
+        check_examples: check each request's tf.Examples against the signature's Example contract
+            (`recsys.serving.example_check`; off only to measure what the check costs).
     """
 
-    def __init__(self, name: str, version: int, path: str, loaded: Any, max_batch_size: int):
+    def __init__(self, name: str, version: int, path: str, loaded: Any, max_batch_size: int,
+                 check_examples: bool = True):
         self.name = name
         self.version = version
         self.path = path
         self.max_batch_size = max_batch_size
         self._loaded = loaded
-        self.signatures = {key: Signature.from_function(key, fn) for key, fn in loaded.signatures.items()}
+        self.signatures = {key: Signature.from_function(key, fn, path if check_examples else None)
+                           for key, fn in loaded.signatures.items()}
         if not self.signatures:
             raise ValueError(f"SavedModel at {path!r} has no serving signatures")
         self._signature_def_map: get_model_metadata_pb2.SignatureDefMap | None = None
@@ -249,6 +268,10 @@ class Servable:
         servable.warm_up()
         logging.info("Loaded model %r version %d from %s in %.2f s (feature fingerprint %s).", name, version, path,
                      time.monotonic() - start, servable.feature_fingerprint or "none: exported before fingerprints")
+        for signature in servable.signatures.values():
+            if signature.contract is not None:
+                logging.info("Signature %r requires in every tf.Example: %s.", signature.name,
+                             signature.contract.describe())
         return servable
 
     def signature(self, signature_name: str) -> Signature:
@@ -291,20 +314,31 @@ class Servable:
                 dtype = signature.inputs[key].dtype.name
                 raise invalid_argument(f"Input {key!r} cannot be a {dtype} tensor: {e}") from None
         try:
-            outputs = signature.function(**tensors)
-        except tf.errors.OpError as e:
-            code = _STATUS_BY_TF_CODE.get(e.error_code, grpc.StatusCode.INTERNAL)
-            raise ServingError(code, tf_error_summary(e)) from None
-        except UnicodeDecodeError as e:  # before ValueError, its base class
-            # TensorFlow failed to decode its own error message: it quotes an input value (e.g. a malformed
-            # serialized Example) that is not UTF-8. The op error itself is lost; report its text.
-            text = e.object.decode("utf-8", "replace") if isinstance(e.object, bytes) else str(e)
-            raise invalid_argument(_summarise_lines(text)) from None
+            if signature.checked is not None:
+                outputs = signature.checked(*tensors.values())
+            else:
+                outputs = signature.function(**tensors)
+        except (tf.errors.OpError, UnicodeDecodeError) as e:
+            # The contract's guard (or the model) refused the batch: name the first bad Example if there is one.
+            problem = signature.contract.diagnose(next(iter(inputs.values()))) if signature.contract else None
+            if problem is not None:
+                raise invalid_argument(problem) from None
+            self._raise_run_error(e)
         except (TypeError, ValueError) as e:
             # Raised while binding the inputs to the signature (e.g. a shape it does not accept), before any op ran.
             raise invalid_argument(f"Signature {signature.name!r} rejected the inputs: {e}") from None
         keys = output_filter or outputs.keys()
         return {key: outputs[key].numpy() for key in keys}
+
+    @staticmethod
+    def _raise_run_error(e: Exception) -> None:
+        if isinstance(e, tf.errors.OpError):
+            code = _STATUS_BY_TF_CODE.get(e.error_code, grpc.StatusCode.INTERNAL)
+            raise ServingError(code, tf_error_summary(e)) from None
+        # A UnicodeDecodeError: TensorFlow failed to decode its own error message, which quotes an input value
+        # (e.g. a malformed serialized Example) that is not UTF-8. The op error itself is lost; report its text.
+        text = e.object.decode("utf-8", "replace") if isinstance(e.object, bytes) else str(e)
+        raise invalid_argument(_summarise_lines(text)) from None
 
     def score(self, signature_name: str, serialized_examples: list[bytes]) -> np.ndarray:
         """Per-example scores of the Classify/Regress signature on serialized tf.Examples, shape [n]."""
@@ -463,8 +497,14 @@ class ModelManager:
             self._load(candidate)
 
     def start_polling(self, poll_seconds: float) -> None:
-        self._watcher = VersionWatcher(self.poll, poll_seconds)
+        self._watcher = VersionWatcher(self.poll, poll_seconds, self._serving_description)
         self._watcher.start()
+
+    def _serving_description(self) -> str:
+        current = self._current
+        if current is None:
+            return f"nothing (no version of model {self.model_name!r} is loaded)"
+        return f"model {self.model_name!r} version {current.version} (loaded in memory)"
 
     def stop_polling(self, timeout: float | None = None) -> None:
         if self._watcher is not None:

@@ -23,6 +23,14 @@ SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 Fingerprint = tuple[tuple[str, int, int], ...]
 
 
+class BasePathMissingError(FileNotFoundError):
+    """The model base path does not exist (or is not a folder) right now."""
+
+    def __init__(self, base_path: str):
+        super().__init__(f"model_base_path {base_path!r} does not exist or is not a directory")
+        self.base_path = base_path
+
+
 class Candidate(NamedTuple):
     version: int
     path: str
@@ -51,13 +59,19 @@ def list_versions(base_path: str) -> dict[int, str]:
     file are ignored, as TF Serving does.
 
     Raises:
-        FileNotFoundError: `base_path` does not exist or is not a directory.
+        BasePathMissingError: `base_path` does not exist or is not a directory.
     """
+    import tensorflow as tf
+
     gfile = _gfile()
     if not gfile.isdir(base_path):
-        raise FileNotFoundError(f"model_base_path {base_path!r} does not exist or is not a directory")
+        raise BasePathMissingError(base_path)
+    try:
+        entries = gfile.listdir(base_path)
+    except tf.errors.NotFoundError:  # removed between the two calls
+        raise BasePathMissingError(base_path) from None
     versions = {}
-    for entry in gfile.listdir(base_path):
+    for entry in entries:
         name = entry.rstrip("/")
         if not name.isdigit():
             continue
@@ -138,14 +152,23 @@ class VersionWatcher:
     """Calls `poll()` every `poll_seconds` on a daemon thread until `stop()`.
 
     Exceptions from `poll` are logged and polling goes on: a transient file-system error must not end
-    version updates for the life of the server.
+    version updates for the life of the server. A base path that disappears (`BasePathMissingError`) is not an
+    error: the loaded version keeps serving, so it is logged in one line when it goes, nothing while it stays
+    gone, and one line when it is back.
+
+    Args:
+        poll: called every `poll_seconds`.
+        poll_seconds: the interval.
+        serving: describes what the server keeps serving while the base path is gone (for the log line).
     """
 
-    def __init__(self, poll: Callable[[], None], poll_seconds: float):
+    def __init__(self, poll: Callable[[], None], poll_seconds: float, serving: Callable[[], str] | None = None):
         if poll_seconds <= 0:
             raise ValueError(f"`poll_seconds` must be positive. Received: poll_seconds={poll_seconds}")
         self._poll = poll
         self._poll_seconds = poll_seconds
+        self._serving = serving or (lambda: "the version it has loaded")
+        self.missing_base_path: str | None = None  # set while the base path is gone
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="version-watcher", daemon=True)
 
@@ -162,5 +185,16 @@ class VersionWatcher:
         while not self._stop.wait(self._poll_seconds):
             try:
                 self._poll()
+            except BasePathMissingError as e:
+                if self.missing_base_path is None:
+                    self.missing_base_path = e.base_path
+                    logging.warning("Model base path %s is gone; the server keeps serving %s. Checking for it "
+                                    "every %g s; nothing more is logged until it reappears.", e.base_path,
+                                    self._serving(), self._poll_seconds)
+                continue
             except Exception:  # noqa: BLE001 - keep polling; the error is logged with its traceback
                 logging.exception("Polling for new model versions failed; retrying in %.1f s.", self._poll_seconds)
+            if self.missing_base_path is not None:
+                logging.info("Model base path %s is back; new versions are loaded from it again.",
+                             self.missing_base_path)
+                self.missing_base_path = None

@@ -7,6 +7,9 @@ Keys (docs/study.md describes each):
     data.raw_max_rows            use only the first N rows of raw_tsv (0 = all)
     data.generate_rows           > 0: generate a synthetic log of this many rows instead (pipelines.generate_clicklogs)
     data.generate_seed/_ctr/_days   its --seed, --ctr, --days
+    data.generate_ground_truth   its --ground_truth: "additive" or "deep" (a random network over drifting latents)
+    data.generate_truth_features its --truth_features: columns the deep ground truth reads ("" = all; e.g. the
+                                 model's "C1,C2,C3,C4,C5", so that the oracle AUC is the model's ceiling)
     data.rows_per_shard, data.min_count   pipelines.preprocess options
     data.leak_free_vocabulary    vocabulary from the training rows only (pipelines.preprocess --vocab_rows)
     data.eval_shards             the last N preprocessed shards are held out for scoring
@@ -69,6 +72,8 @@ def base_config(train: Any) -> ml_collections.ConfigDict:
     config.data.generate_seed = 0
     config.data.generate_ctr = 0.1
     config.data.generate_days = 1
+    config.data.generate_ground_truth = "additive"
+    config.data.generate_truth_features = ""
     config.data.rows_per_shard = 100_000
     config.data.min_count = 1
     config.data.leak_free_vocabulary = True

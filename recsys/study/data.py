@@ -3,7 +3,8 @@
 `prepare_data(config.data, workdir)` resolves where the trainer reads from and what the models are scored on:
 
 - `data.generate_rows > 0`: the synthetic generator (`recsys.data.synthetic.write_clicklogs`) writes
-  `<workdir>/raw/clicks.tsv.gz` (skipped when present), which is then preprocessed as below;
+  `<workdir>/raw/clicks.tsv.gz` (skipped when present) and its summary with the oracle AUC,
+  `<workdir>/raw/clicks.tsv.gz.summary.json`; the log is then preprocessed as below;
 - `data.raw_tsv`: a Criteo-format TSV (glob); with `data.raw_max_rows > 0` only its first rows are used
   (copied to `<workdir>/raw/head.tsv`);
 - a raw log is preprocessed once by the Beam job (`python -m pipelines.preprocess`, in its own process so Beam
@@ -19,6 +20,10 @@ Paths in the config are relative to the working directory, as for every job.
 
 `EvalSet` reads the held-out records once (serialized, in file order) and scores any SavedModel on them
 with `recsys.serving.scorer` (the serving contract, plain TensorFlow).
+
+Long steps log progress with a total and an ETA (`recsys.console.Progress`, at most every
+`progress_every_seconds`): the generation (rows), the count of the log's lines for the split (bytes), the Beam
+job's passes (its own lines, passed on from the child process) and the scoring of each model (examples).
 """
 from __future__ import annotations
 
@@ -31,12 +36,14 @@ import math
 import os
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from absl import logging
 
-from recsys import atomic
+from recsys import atomic, console
 from recsys.data import layout
 from recsys.data.features import FeatureSet, default_features_path
 
@@ -52,18 +59,35 @@ class StudyData:
     train: str
     eval_files: tuple[str, ...]
     features_path: str
+    ground_truth: dict | None = None  # generated logs: the generator's truth and its oracle AUC/log loss (all rows)
 
 
-def _run_preprocess(args: list[str]) -> None:
-    """The Beam job through its command-line contract, in a child process."""
+def _ground_truth(summary_path: str) -> dict | None:
+    """The oracle part of a generated log's summary (`recsys.data.synthetic.write_clicklogs`), or None."""
+    if not os.path.exists(summary_path):
+        return None
+    with open(summary_path) as f:
+        summary = json.load(f)
+    return {key: summary.get(key) for key in ("ground_truth", "oracle_auc", "oracle_logloss", "oracle_rows")}
+
+
+def _run_preprocess(args: list[str], progress_every_seconds: float = console.PROGRESS_EVERY_SECONDS) -> None:
+    """The Beam job through its command-line contract, in a child process; its progress lines are logged here."""
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    command = [sys.executable, "-m", "pipelines.preprocess", *args]
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines()
-        raise StudyDataError(f"preprocessing failed (exit {result.returncode}): {' '.join(command[1:])}: "
-                             f"{lines[-1] if lines else 'no output'}")
+    command = [sys.executable, "-m", "pipelines.preprocess", *args,
+               f"--progress_every_seconds={progress_every_seconds}"]
+    last_lines: deque[str] = deque(maxlen=1)
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
+        for line in child.stdout:
+            if line.strip():
+                last_lines.append(line.strip())
+            message = console.progress_message(line)
+            if message is not None:
+                logging.info("%s", message)
+    if child.returncode != 0:
+        raise StudyDataError(f"preprocessing failed (exit {child.returncode}): {' '.join(command[1:])}: "
+                             f"{last_lines[0] if last_lines else 'no output'}")
 
 
 def _head(source_pattern: str, rows: int, output: str) -> None:
@@ -105,14 +129,26 @@ def held_out_split(line_counts: Sequence[int], rows_per_shard: int, eval_shards:
     return len(starts), starts[-eval_shards]
 
 
-def _preprocess(data: Any, raw: str, data_dir: str) -> int:
+def _count_lines(files: Sequence[str], progress_every_seconds: float) -> list[int]:
+    """The number of lines of each file, logging progress against their total size."""
+    from recsys.data.preprocessing import count_lines
+
+    progress = console.Progress("study data: counting the log's lines for the held-out split",
+                                sum(os.path.getsize(f) for f in files), "bytes", progress_every_seconds)
+    counts = [count_lines(f, progress.add) for f in files]
+    progress.finish()
+    return counts
+
+
+def _preprocess(data: Any, raw: str, data_dir: str,
+                progress_every_seconds: float = console.PROGRESS_EVERY_SECONDS) -> int:
     """Runs the Beam job on `raw` into `data_dir` unless a finished run with the same vocabulary rows is there;
     returns the number of shards the log makes."""
-    from recsys.data.preprocessing import count_lines, list_input_files
+    from recsys.data.preprocessing import list_input_files
 
     files = list_input_files(raw)
-    num_shards, first_held_out = held_out_split([count_lines(f) for f in files], int(data.rows_per_shard),
-                                       int(data.eval_shards))
+    num_shards, first_held_out = held_out_split(_count_lines(files, progress_every_seconds),
+                                                int(data.rows_per_shard), int(data.eval_shards))
     vocab_rows = first_held_out if data.leak_free_vocabulary else 0
     summary_path = os.path.join(data_dir, layout.SUMMARY_FILE)
     if os.path.exists(summary_path):
@@ -131,12 +167,14 @@ def _preprocess(data: Any, raw: str, data_dir: str) -> int:
             f"--min_count={int(data.min_count)}"] + ([f"--vocab_rows={vocab_rows}"] if vocab_rows else [])
     if os.path.exists(data_dir):
         args.append("--overwrite")  # an interrupted earlier attempt left partial outputs
-    _run_preprocess(args)
+    _run_preprocess(args, progress_every_seconds)
     return num_shards
 
 
-def prepare_data(data: Any, workdir: str) -> StudyData:
-    """Generates/preprocesses the data when configured (once) and returns the train/held-out split.
+def prepare_data(data: Any, workdir: str,
+                 progress_every_seconds: float = console.PROGRESS_EVERY_SECONDS) -> StudyData:
+    """Generates/preprocesses the data when configured (once) and returns the train/held-out split; the long
+    steps log progress at most every `progress_every_seconds`.
 
     Raises:
       ValueError: neither a raw log nor train/eval globs are configured, too few shards to hold some out, or
@@ -146,13 +184,19 @@ def prepare_data(data: Any, workdir: str) -> StudyData:
     """
     raw = ""
     if int(data.generate_rows) > 0:
-        from recsys.data.synthetic import GeneratorConfig, write_clicklogs
+        from recsys.data.synthetic import GeneratorConfig, check_summary, write_clicklogs
 
         raw = os.path.join(workdir, "raw", "clicks.tsv.gz")
+        truth_features = tuple(name.strip() for name in data.generate_truth_features.split(",") if name.strip())
+        generator = GeneratorConfig(rows=int(data.generate_rows), seed=int(data.generate_seed),
+                                    ctr=float(data.generate_ctr), days=int(data.generate_days),
+                                    ground_truth=data.generate_ground_truth, truth_features=truth_features)
         if not os.path.exists(raw):
             os.makedirs(os.path.dirname(raw), exist_ok=True)
-            write_clicklogs(raw, GeneratorConfig(rows=int(data.generate_rows), seed=int(data.generate_seed),
-                                                 ctr=float(data.generate_ctr), days=int(data.generate_days)))
+            progress = console.Progress("study data: generating the click log", int(data.generate_rows), "rows",
+                                        progress_every_seconds)
+            write_clicklogs(raw, generator, summary_path=f"{raw}.summary.json", progress=progress)
+        check_summary(f"{raw}.summary.json", generator)  # a workdir generated for another config is not reused
     elif data.raw_tsv:
         raw = data.raw_tsv
         if not glob.glob(raw):
@@ -164,14 +208,14 @@ def prepare_data(data: Any, workdir: str) -> StudyData:
             raw = head
     if raw:
         data_dir = os.path.join(workdir, "data")
-        expected = _preprocess(data, raw, data_dir)
+        expected = _preprocess(data, raw, data_dir, progress_every_seconds)
         shards = _shards(data_dir)
         if len(shards) != expected:
             raise StudyDataError(f"{data_dir} holds {len(shards)} shards where the log makes {expected}; delete it "
                                  "to rebuild it.")
         held_out = int(data.eval_shards)
         return StudyData(",".join(shards[:-held_out]), tuple(shards[-held_out:]),
-                         os.path.join(data_dir, layout.FEATURES_FILE))
+                         os.path.join(data_dir, layout.FEATURES_FILE), _ground_truth(f"{raw}.summary.json"))
     if not data.train or not data.eval:
         raise ValueError(
             "Configure the study's data: `data.raw_tsv` (a TSV log to preprocess), `data.generate_rows` (a synthetic "
@@ -192,7 +236,8 @@ def prepare_data(data: Any, workdir: str) -> StudyData:
 class EvalSet:
     """Held-out examples (serialized tf.Examples and labels), read once, scored by any number of SavedModels."""
 
-    def __init__(self, files: tuple[str, ...], features_path: str, max_examples: int = 0, batch_size: int = 8192):
+    def __init__(self, files: tuple[str, ...], features_path: str, max_examples: int = 0, batch_size: int = 8192,
+                 progress_every_seconds: float = console.PROGRESS_EVERY_SECONDS):
         import tensorflow as tf
 
         from recsys.data.fingerprint import RERUN_PREPROCESS
@@ -215,6 +260,7 @@ class EvalSet:
         self.files = tuple(files)
         self.features = features
         self.features_path = features_path
+        self.progress_every_seconds = progress_every_seconds
         digest = hashlib.sha1(self.labels.tobytes())
         digest.update("\n".join(os.path.abspath(f) for f in files).encode())
         self.fingerprint = f"{self.labels.size}:{digest.hexdigest()[:16]}"
@@ -255,7 +301,13 @@ class EvalSet:
 
         check_fingerprint(saved_model, self.feature_fingerprint, f"the held-out data's {self.features_path}")
         scorer = SavedModelScorer(saved_model)
-        out = [np.asarray(scorer(batch), np.float64) for batch in self.batches]
+        progress = console.Progress(f"scoring {saved_model} on the held-out data", self.size, "examples",
+                                    self.progress_every_seconds)
+        out = []
+        for batch in self.batches:
+            out.append(np.asarray(scorer(batch), np.float64))
+            progress.add(len(out[-1]))
+        progress.finish()
         del scorer  # the loaded model's memory goes before the next model loads
         gc.collect()
         return np.concatenate(out)

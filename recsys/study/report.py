@@ -126,6 +126,15 @@ def cell_table(entries: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _ground_truth_line(truth: dict[str, Any] | None) -> list[str]:
+    """The generated log's ground truth and its oracle (what a perfect model would score), when known."""
+    if not truth or truth.get("oracle_auc") is None:
+        return []
+    return [f"Generated log: `{truth['ground_truth']}` ground truth; oracle AUC {truth['oracle_auc']:.4f}, log loss "
+            f"{truth['oracle_logloss']:.5f} (the true probabilities on {truth['oracle_rows']:,} rows of the whole log, "
+            "the ceiling for the models' held-out AUC below)."]
+
+
 def to_markdown(results: dict[str, Any]) -> str:
     study, run = results["study"], results["run"]
     grid = study["grid"]
@@ -138,6 +147,7 @@ def to_markdown(results: dict[str, Any]) -> str:
         f"{len(study['eval_files'])} file(s); training stream: {train['data']['max_examples'] or 'all'} examples "
         f"of `{_short(study['train'])}`, shuffle={train['data']['shuffle']} (window {train['data']['shuffle_buffer']}),"
         f" batch {train['data']['batch_size']}.",
+        *_ground_truth_line(study.get("ground_truth")),
         f"Model: hidden {list(train['model']['hidden_units'])}, activation clip ±{train['model']['activation_clip']}, "
         f"normalization={train['model']['normalization']}, categorical={train['model']['categorical']!r}, "
         f"numeric={train['model']['numeric']!r}, embedding_dim={train['model']['embedding_dim']}; optimizer "

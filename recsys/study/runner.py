@@ -35,7 +35,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import subprocess
 import time
 from typing import Any
@@ -211,32 +210,20 @@ class CellRunner:
         """The replicas at the last checkpoint before the final one of each trainer run, exported once to
         `<trainer workdir>/checkpoint_exports/step_<step>/`: (SavedModel paths in replica order, examples between
         that checkpoint and the end). None when a run has no earlier checkpoint on disk."""
-        from recsys.training.checkpoint import list_checkpoints
-        from recsys.training.loop import export_checkpoint
+        from recsys.training import snapshots
 
         paths, apart = [], []
         for workdir, trainer_config in self.trainer_runs():
-            checkpoints = list_checkpoints(workdir)
-            if len(checkpoints) < 2 or not checkpoints[-1].finished:
-                logging.warning("%s has no checkpoint before its final one, so %s gets no self PD: its %d steps "
-                                "are fewer than train.checkpoint_every_steps, or it was trained with "
-                                "keep_checkpoints=1", workdir, self.cell.cell_id,
-                                checkpoints[-1].step if checkpoints else 0)
+            try:
+                snapshot = snapshots.export_earlier_snapshot(
+                    workdir, os.path.join(workdir, "checkpoint_exports"), trainer_config)
+            except snapshots.NoEarlierSnapshot as e:
+                logging.warning("%s gets no self PD: %s", self.cell.cell_id, e)
                 return None
-            earlier = checkpoints[-2]
-            output = os.path.join(workdir, "checkpoint_exports", f"step_{earlier.step}")
-            names = saved_model_names(self.cell.replicas if self.replica_mode else 1)
-            if not all(os.path.exists(os.path.join(output, n, "saved_model.pb")) for n in names):
-                partial = f"{output}.partial"
-                shutil.rmtree(partial, ignore_errors=True)
-                try:
-                    export_checkpoint(trainer_config, workdir, earlier.path, partial)
-                finally:
-                    _clear_tensorflow()
-                shutil.rmtree(output, ignore_errors=True)
-                os.rename(partial, output)
-            paths += [os.path.join(output, n) for n in names]
-            apart.append(checkpoints[-1].examples - earlier.examples)
+            finally:
+                _clear_tensorflow()
+            paths += snapshot.paths
+            apart.append(snapshot.examples_apart)
         return paths, min(apart)
 
     def check_not_stale(self) -> None:
@@ -495,6 +482,7 @@ def _run_study(config: Any, workdir: str) -> dict[str, Any]:
             "eval_files": list(data.eval_files),
             "eval_examples": eval_set.size,
             "eval_positives": int(np.count_nonzero(eval_set.labels)),
+            "ground_truth": data.ground_truth,
             "trainer_mode": trainer_mode,
             "grid": json.loads(config.grid.to_json()),
             "analysis": json.loads(config.analysis.to_json()),

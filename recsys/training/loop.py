@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import json
 import math
 import os
@@ -40,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from recsys import atomic
+from recsys import atomic, console
 from recsys.data.features import FeatureSet
 from recsys.data.input import DataSource
 from recsys.model.ctr import ModelSpec
@@ -170,6 +169,7 @@ class Trainer:
             extra_state["jitter"] = self.jitter
         if self.curve is not None:
             extra_state["progress_curve"] = self.curve
+        extra_state.update(self.mode.checkpoint_state())  # e.g. the examples each worker trained (shard_by="file")
         directory = checkpoint_directory(workdir)
         self.checkpoint = TrainingCheckpoint(
             directory, self.states, keep=config.keep_checkpoints,
@@ -312,11 +312,7 @@ class Trainer:
         if not self.chief:
             return
         results = [s.metrics.result() for s in self.states] if self.progressive else []
-        if expected:
-            eta = datetime.timedelta(seconds=round(max(expected - examples, 0) / max(rate, 1e-9)))
-            position = f"{examples}/{expected} ({100.0 * examples / expected:.1f}%) ETA {eta}"
-        else:
-            position = f"{examples} (total unknown)"
+        position = console.format_position(examples, expected, rate)
         line = f"step {step} examples {position} {rate:.0f} ex/s loss {mean_losses[0]:.5f}"
         if results:
             r = results[0]

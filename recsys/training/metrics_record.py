@@ -15,7 +15,8 @@ docs/training.md, "Outputs" (and "Replica mode", "Distillation", "Co-distillatio
     progressive_averaged: progressive_averaged_{auc,logloss,calibration} (model 0) and `averaged_models` (per
     replica);
     jitter (`config.jitter_steps` > 0): jitter_steps, jitter_measurements, jitter_relative_pd,
-    jitter_window_relative_pd, jitter_snapshot_calibration (model 0) and `jitter_models` (per replica).
+    jitter_window_relative_pd, jitter_snapshot_calibration (model 0) and `jitter_models` (per replica);
+    worker input (`config.data.shard_by="file"` on several workers): worker_examples (per worker).
 
 Undefined values (AUC with one class) are null. `from_json(to_json())` round-trips; reading is lenient about
 keys an older trainer did not write (they read as None). No TensorFlow here: the study imports this module.
@@ -214,6 +215,8 @@ class TrainingMetrics:
       progressive_curve: `recsys.training.loop.ProgressCurve.to_json()` (None: no progressive validation).
       distill, teacher, codistill_weight: the training mode's fields (`recsys.training.modes`), None when off.
       averaging, jitter: weight averaging and the jitter metric (`recsys.training.settling`), None when off.
+      worker_examples: with `config.data.shard_by="file"` on several workers, the examples each worker trained
+        from its own files (`recsys.training.modes.WorkerExamples`), else None.
     """
 
     examples: int | None
@@ -235,6 +238,7 @@ class TrainingMetrics:
     codistill_weight: float | None = None
     averaging: AveragingMetrics | None = None
     jitter: JitterMetrics | None = None
+    worker_examples: list[int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The metrics.json dict (keys in the module docstring)."""
@@ -270,6 +274,8 @@ class TrainingMetrics:
             data.update(self.averaging.to_json())
         if self.jitter is not None:
             data.update(self.jitter.to_json())
+        if self.worker_examples is not None:
+            data["worker_examples"] = list(self.worker_examples)
         return data
 
     @classmethod
@@ -301,6 +307,7 @@ class TrainingMetrics:
             codistill_weight=data.get("codistill_weight"),
             averaging=AveragingMetrics.from_json(data),
             jitter=JitterMetrics.from_json(data),
+            worker_examples=data.get("worker_examples"),
         )
 
     @classmethod

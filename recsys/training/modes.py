@@ -117,6 +117,11 @@ class TrainingMode(abc.ABC):
         aligned (one order), so PD is added with every progressive-metrics chunk."""
         return None
 
+    def checkpoint_state(self) -> dict[str, Any]:
+        """More accumulators for the checkpoint (name -> object with get_state/set_state), e.g. the examples each
+        worker trained with `config.data.shard_by="file"`."""
+        return {}
+
     def _synchronous_results(self, dataset: Any, replica_fn: Callable, step: int, examples: int
                              ) -> Iterator[StepResult]:
         """Runs `replica_fn(batch, jitter=...)` (task.ReplicaOutputs) on every batch of the distributed `dataset`,
@@ -132,23 +137,94 @@ class TrainingMode(abc.ABC):
                                                 dataset.element_spec)
             jitter_step.get_concrete_function()  # traced now, at start-up, not in the middle of the stream
         count = len(self.states)
+        workers = self._worker_examples
         for batch in dataset:
             step += 1
+            if workers is not None:
+                workers.add_local(batch[self.context.label], strategy)
             outputs = (jitter_step if settling.is_jitter_step(step) else train_step)(batch)
             labels, probabilities, losses, positions = outputs[:4]
             extras = outputs[4] if len(outputs) > 4 else [{}]
             labels = [t.numpy() for t in labels]
             size = labels[0].size
+            examples += size
+            if workers is not None and self._checkpoint_or_last(step, examples):
+                workers.gather(strategy)  # before the loop checkpoints this step, on every worker alike
             yield StepResult(
                 labels=labels if len(labels) == count else labels * count,
                 probabilities=[p.numpy() for p in probabilities],
                 losses=[float(loss) for loss in losses],
                 positions=([p.numpy() for p in positions] if positions
-                           else [np.arange(examples, examples + size)] * count),
+                           else [np.arange(examples - size, examples)] * count),
                 averaged_probabilities=_extra(extras, "averaged"),
                 snapshot_probabilities=_extra(extras, "snapshot"),
             )
-            examples += size
+        if workers is not None:
+            workers.gather(strategy)  # the end of the stream: every worker gets here after the same step
+
+    _worker_examples: WorkerExamples | None = None
+
+    def _checkpoint_or_last(self, step: int, examples: int) -> bool:
+        """Whether the loop checkpoints after `step`, or stops there (`config.data.max_examples`)."""
+        config = self.context.config
+        max_examples = int(config.data.max_examples)
+        return step % config.checkpoint_every_steps == 0 or (bool(max_examples) and examples >= max_examples)
+
+
+def num_workers(strategy: tf.distribute.Strategy) -> int:
+    """The cluster's training workers (`worker` tasks, plus the `chief` under MultiWorkerMirrored, where it trains
+    too); 1 without a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None and isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()  # the strategy does not expose its own
+    if resolver is None:
+        return 1
+    cluster = resolver.cluster_spec().as_dict()
+    workers = len(cluster.get("worker", ()))
+    if not isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
+        workers += len(cluster.get("chief", ()))
+    return max(workers, 1)
+
+
+class WorkerExamples:
+    """The examples each worker trained from its own input (`config.data.shard_by="file"`), in the checkpoint
+    (get_state/set_state) and in metrics.json (`worker_examples`).
+
+    Parameter servers: the chief adds each step's batch to the worker that ran it (`add`). MultiWorkerMirrored:
+    every worker counts the examples its own pipeline fed to its replicas (`add_local`), and `gather` adds every
+    worker's count to `totals` on all workers (a collective: all workers call it after the same step).
+    """
+
+    def __init__(self, workers: int):
+        self.totals = np.zeros(workers, np.int64)
+        self.local = 0
+
+    def add(self, worker: int, count: int) -> None:
+        self.totals[worker] += count
+
+    def add_local(self, labels: Any, strategy: tf.distribute.Strategy) -> None:
+        self.local += sum(int(tf.shape(t)[0]) for t in strategy.experimental_local_results(labels))
+
+    def gather(self, strategy: tf.distribute.Strategy) -> None:
+        workers = len(self.totals)
+        per_worker = strategy.num_replicas_in_sync // workers
+        local = self.local
+        values = strategy.experimental_distribute_values_from_function(  # this worker's count on its first replica
+            lambda context: tf.constant([local if context.replica_id_in_sync_group % per_worker == 0 else 0],
+                                        tf.int64))
+        gathered = np.asarray(strategy.gather(values, axis=0)).reshape(workers, per_worker).sum(axis=1)
+        self.totals += gathered
+        self.local = 0
+
+    def counts(self) -> list[int]:
+        return [int(v) for v in self.totals]
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {"examples": self.totals.copy()}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.totals = np.asarray(state["examples"], np.int64).copy()
+        self.local = 0
 
 
 def _extra(extras: list[dict[str, Any]], key: str) -> list[np.ndarray] | None:
@@ -164,10 +240,16 @@ class SharedOrderMode(TrainingMode):
         super().__init__(plan)
         self.codistill_weight = codistill_weight
 
+    def build(self, context: ModeContext) -> None:
+        super().build(context)
+        workers = num_workers(context.strategy)
+        if context.source.shard_by == "file" and workers > 1:
+            self._worker_examples = WorkerExamples(workers)
+
     def results(self, step: int, examples: int) -> Iterator[StepResult]:
         context = self.context
         dataset = context.source.distributed_dataset(context.strategy, context.config.data.batch_size,
-                                                     start_offset=examples)
+                                                     start_offset=examples, start_step=step)
 
         def replica_fn(batch, jitter):
             return replica_train_step(self.states, batch, context.label, self.codistill_weight, jitter)
@@ -175,7 +257,13 @@ class SharedOrderMode(TrainingMode):
         yield from self._synchronous_results(dataset, replica_fn, step, examples)
 
     def metrics_fields(self, progressive: bool) -> dict[str, Any]:
-        return {"codistill_weight": self.codistill_weight} if self.codistill_weight > 0 else {}
+        fields: dict[str, Any] = {"codistill_weight": self.codistill_weight} if self.codistill_weight > 0 else {}
+        if self._worker_examples is not None:
+            fields["worker_examples"] = self._worker_examples.counts()
+        return fields
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"worker_examples": self._worker_examples} if self._worker_examples is not None else {}
 
 
 class PerReplicaOrderMode(SharedOrderMode):
@@ -262,16 +350,33 @@ class ParameterServerMode(TrainingMode):
         self.coordinator = tf.distribute.experimental.coordinator.ClusterCoordinator(context.strategy)
         super().build(context)
         sharding.log_placement(self.states[0].model)
+        # shard_by="file": the workers read their own files; the examples each one trained are its resume point.
+        self.worker_examples = (WorkerExamples(num_workers(context.strategy))
+                                if context.source.shard_by == "file" else None)
 
     def results(self, step: int, examples: int) -> Iterator[StepResult]:
         context = self.context
         config = context.config
+        if self.worker_examples is not None:
+            batch_size = int(config.data.batch_size)
+            dataset = parameter_server.per_worker_dataset(context.strategy, self.coordinator, context.source,
+                                                          batch_size, self.worker_examples.counts())
+            return parameter_server.per_worker_results(
+                context.strategy, self.coordinator, self.states, context.label, dataset, self.worker_examples,
+                first_step=step, first_example=examples, checkpoint_every_steps=config.checkpoint_every_steps,
+                batch_size=batch_size, max_examples=int(config.data.max_examples))
         return parameter_server.coordinator_results(
             context.strategy, self.coordinator, self.states, context.label,
             context.source.dataset(config.data.batch_size, start_offset=examples),
             first_step=step, first_example=examples, checkpoint_every_steps=config.checkpoint_every_steps,
             max_examples=int(config.data.max_examples),
         )
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"worker_examples": self.worker_examples} if self.worker_examples is not None else {}
+
+    def metrics_fields(self, progressive: bool) -> dict[str, Any]:
+        return {"worker_examples": self.worker_examples.counts()} if self.worker_examples is not None else {}
 
 
 def select_mode(config: Any, plan: ReplicaPlan) -> TrainingMode:

@@ -1,6 +1,7 @@
 """The synthetic click-log generator: determinism, format, malformed rows, calibration, realism, signal."""
 
 import gzip
+import json
 import subprocess
 import sys
 
@@ -164,12 +165,17 @@ def _run(*args):
 
 def test_entry_point_writes_the_log_and_rejects_bad_flags(tmp_path):
     out = tmp_path / "clicks.tsv.gz"
-    done = _run(f"--output={out}", "--rows=3000", "--seed=4", "--days=2", "--ctr=0.2", "--malformed_fraction=0.01")
+    done = _run(f"--output={out}", "--rows=3000", "--seed=4", "--days=2", "--ctr=0.2", "--malformed_fraction=0.01",
+                "--ground_truth=deep", "--truth_features=C1,C2")
     assert done.returncode == 0, done.stderr
     assert "3000 rows" in done.stdout
     lines = gzip.decompress(out.read_bytes()).decode().splitlines()
     assert len(lines) == 3000
     assert not list(tmp_path.glob("*.tmp-*"))  # the temporary file was renamed
+    summary = json.loads((tmp_path / "clicks.tsv.gz.summary.json").read_text())
+    assert summary["config"] == {"rows": 3000, "seed": 4, "days": 2, "ctr": 0.2, "malformed_fraction": 0.01,
+                                 "ground_truth": "deep", "truth_features": ["C1", "C2"]}
+    assert f"oracle AUC {summary['oracle_auc']:.4f}" in done.stdout and summary["oracle_auc"] > 0.5
 
     out.write_bytes(b"keep me")
     failed = _run(f"--output={out}", "--rows=3000", "--seed=4", "--ctr=1.5")

@@ -2,6 +2,7 @@
 
 The jobs run in real subprocesses without TF_CPP_MIN_LOG_LEVEL in their environment, as a user starts them.
 """
+import gzip
 import os
 import re
 import subprocess
@@ -153,13 +154,22 @@ def test_training_error_is_the_only_stderr_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_default_preprocessing_run_shows_no_beam_lines(tmp_path):
-    sample = tmp_path / "head.tsv"
-    sample.write_text("".join(CRITEO_SAMPLE.read_text().splitlines(keepends=True)[:200]))
-    result = _run("-m", "pipelines.preprocess", f"--input={sample}", f"--output_dir={tmp_path / 'out'}")
+def test_default_preprocessing_run_shows_no_beam_lines_and_its_progress(tmp_path):
+    lines = CRITEO_SAMPLE.read_text().splitlines(keepends=True)
+    (tmp_path / "day_0.tsv").write_text("".join(lines[:200]))
+    (tmp_path / "day_1.tsv.gz").write_bytes(gzip.compress("".join(lines[200:300]).encode()))
+    kb = sum(os.path.getsize(tmp_path / name) for name in ("day_0.tsv", "day_1.tsv.gz")) / 1e3
+    result = _run("-m", "pipelines.preprocess", f"--input={tmp_path}/day_*", f"--output_dir={tmp_path / 'out'}",
+                  "--progress_every_seconds=0")
     assert result.returncode == 0, result.stderr[-3000:]
     assert _third_party_lines(result.stderr) == []
-    assert result.stdout.startswith("preprocess: 200 rows in, 200 written")
+    assert result.stdout.startswith("preprocess: 300 rows in, 300 written")
+    # Each pass over the input reports the bytes read (compressed for .gz) of the input's size.
+    progress = [console.progress_message(line) for line in result.stderr.splitlines()]
+    for name in ("preprocess pass 1/2 (counting lines and values)", "preprocess pass 2/2 (writing shards)"):
+        reported = [m for m in progress if m and m.startswith(name + ": ")]
+        assert any(f"/{kb:.1f} kB (" in m and " ETA " in m for m in reported), (name, result.stderr)
+        assert reported[-1].startswith(f"{name}: done, {kb:.1f} kB in "), reported
 
 
 def test_compare_bad_prediction_is_named_by_model_and_example(tmp_path):
@@ -175,3 +185,74 @@ def test_compare_bad_prediction_is_named_by_model_and_example(tmp_path):
     assert result.stderr == (
         "compare: error: `predictions` must be probabilities in [0, 1]. Received 1.5 for model second, example 0\n"
     )
+
+
+# --- One-line flag errors (pipelines.parse_flags) ----------------------------------------------------------------
+
+
+def _job_flags():
+    from absl import flags
+
+    flag_values = flags.FlagValues()
+    flags.DEFINE_integer("replicas", 2, "", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("seed", 0, "", flag_values=flag_values)
+    flags.DEFINE_float("confidence", 0.95, "", lower_bound=0.0, upper_bound=1.0, flag_values=flag_values)
+    flags.DEFINE_enum("vocab_mode", "frequency", ["frequency", "hash"], "", flag_values=flag_values)
+    flags.DEFINE_bool("overwrite", False, "", flag_values=flag_values)
+    flags.DEFINE_string("output", None, "", flag_values=flag_values)
+    flags.mark_flag_as_required("output", flag_values=flag_values)
+    return flag_values
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--replicas=x"], "--replicas=x: expected a positive integer"),
+        (["--replicas=0"], "--replicas=0: expected a positive integer"),
+        (["--seed=1.5"], "--seed=1.5: expected an integer"),
+        (["--confidence=2"], "--confidence=2: expected a number in the range [0.0, 1.0]"),
+        (["--vocab_mode=sorted"], "--vocab_mode=sorted: expected one of frequency|hash"),
+        (["--overwrite=maybe"], "--overwrite=maybe: expected true or false"),
+        ([], "--output is required"),
+        (["--replica=3"], "Unknown command line flag 'replica'. Did you mean: replicas ?"),
+    ],
+)
+def test_a_bad_flag_is_one_line_naming_the_flag_the_value_and_what_is_allowed(args, message, capsys):
+    import pipelines
+
+    argv = ["job", *(args if not args or args[0].startswith("--output") else [*args, "--output=o"])]
+    with pytest.raises(SystemExit) as exit_info:
+        pipelines.parse_flags(argv, flag_values=_job_flags())
+    assert exit_info.value.code == pipelines.EXIT_BAD_FLAGS == 1
+    assert capsys.readouterr().err == f"job: error: {message} (see --helpfull)\n"
+
+
+def test_known_only_leaves_unknown_flags_for_beam():
+    import pipelines
+
+    assert pipelines.parse_flags(["job", "--output=o", "--runner=x", "a"], known_only=True,
+                                 flag_values=_job_flags()) == ["job", "--runner=x", "a"]
+
+
+def test_every_entry_point_parses_its_flags_with_parse_flags():
+    jobs = [path for path in sorted((REPO_ROOT / "pipelines").glob("*.py")) if path.name != "__init__.py"]
+    jobs.append(REPO_ROOT / "pipelines" / "preprocess" / "__main__.py")
+    runs = {path.relative_to(REPO_ROOT).as_posix(): re.findall(r"app\.run\((.*)\)", path.read_text()) for path in jobs}
+    runs = {job: calls for job, calls in runs.items() if calls}
+    assert len(runs) == 11, sorted(runs)
+    assert {job: calls for job, calls in runs.items()
+            if calls not in (["main, flags_parser=parse_flags"], ["main, flags_parser=parse_known_flags"])} == {}
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["-m", "pipelines.train", "--config=configs/base.py", "--config.data.batch_size=abc", "--workdir=w"],
+         "train: error: --config.data.batch_size=abc: expected an integer (see --helpfull)"),
+        (["-m", "pipelines.compare", "--bootstrap=x"],
+         "compare: error: --bootstrap=x: expected an integer (see --helpfull)"),
+    ],
+)
+def test_a_bad_flag_value_is_the_only_stderr_line_of_the_job(args, line, tmp_path):
+    result = _run(*args)
+    assert (result.returncode, result.stderr) == (1, line + "\n")

@@ -203,7 +203,7 @@ BAD_REQUESTS = {
     "wrong dtype": (_predict(lambda s: s.records[:1], dtype=True), grpc.StatusCode.INVALID_ARGUMENT, "DT_STRING"),
     "wrong rank": (_predict(lambda s: s.records[:1], matrix=True), grpc.StatusCode.INVALID_ARGUMENT, "shape"),
     "unparseable example": (_predict(lambda s: [s.records[0], b"\xffnot a tf.Example"]),
-                            grpc.StatusCode.INVALID_ARGUMENT, "Could not parse example input"),
+                            grpc.StatusCode.INVALID_ARGUMENT, "index 1 of the request is not a serialized tf.Example"),
     "example missing a feature": (_predict(_missing_feature), grpc.StatusCode.INVALID_ARGUMENT, "I2"),
     "batch over the maximum": (_predict(lambda s: s.records[:MAX_BATCH + 1]), grpc.StatusCode.INVALID_ARGUMENT,
                                f"max_batch_size={MAX_BATCH}"),

@@ -98,7 +98,7 @@ BAD = {
     "wrong dtype": ("POST", "/v1/models/ctr:predict", {"instances": [1.5]}, 400, "strings"),
     "invalid base64": ("POST", "/v1/models/ctr:predict", {"instances": [{"b64": "***"}]}, 400, "base64"),
     "unparseable example": ("POST", "/v1/models/ctr:predict", {"instances": ["not an example"]}, 400,
-                            "Could not parse example input"),
+                            "index 0 of the request is not a serialized tf.Example"),
     "batch over the maximum": ("POST", "/v1/models/ctr:predict", {"instances": ["x"] * (MAX_BATCH + 1)}, 400,
                                f"max_batch_size={MAX_BATCH}"),
     "both instances and inputs": ("POST", "/v1/models/ctr:predict", {"instances": ["x"], "inputs": ["x"]}, 400,

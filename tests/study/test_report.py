@@ -35,3 +35,20 @@ def test_console_summary_says_what_each_verdict_means():
            "about 31% or more" in text
     assert "Swish β=1: retrained replicas disagree more than ReLU's (1.40× the PD" in text
     assert "and it is more accurate" in text
+
+
+def test_a_generated_log_s_oracle_reaches_results_md(tmp_path):
+    """The study records the generator's oracle (recsys.study.data._ground_truth) and results.md states it."""
+    from recsys.data.synthetic import GeneratorConfig, write_clicklogs
+    from recsys.study import data, report
+
+    path = str(tmp_path / "clicks.tsv.gz")
+    summary = write_clicklogs(path, GeneratorConfig(rows=3000, seed=1, ctr=0.2, ground_truth="deep"),
+                              summary_path=f"{path}.summary.json")
+    truth = data._ground_truth(f"{path}.summary.json")
+    assert truth == {"ground_truth": "deep", "oracle_auc": summary.oracle_auc, "oracle_logloss": summary.oracle_logloss,
+                     "oracle_rows": summary.oracle_rows}
+    assert 0.5 < truth["oracle_auc"] < 1.0 and truth["oracle_rows"] > 2900
+    line, = report._ground_truth_line(truth)
+    assert f"`deep` ground truth; oracle AUC {truth['oracle_auc']:.4f}" in line
+    assert report._ground_truth_line(None) == [] and data._ground_truth(str(tmp_path / "none.json")) is None
