@@ -105,4 +105,27 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.strategy = "default"  # default | mirrored | multi_worker_mirrored | parameter_server | tpu
     config.tpu = ""  # TPU name or grpc:// address for strategy=tpu ("" = from the environment)
+
+    # Sharded variables (docs/training.md, "Sharded embedding tables"; recsys.training.sharding): how
+    # strategy=parameter_server splits each variable (in practice the embedding tables) into row shards placed
+    # round-robin on the ps tasks. partitioner: none (every variable whole on one ps task) | min_size
+    # (⌈bytes / min_shard_bytes⌉ shards: variables up to min_shard_bytes stay whole) | fixed_shards (num_shards
+    # shards of every variable with that many rows) | max_size (as few shards as keep each <= max_shard_bytes).
+    # max_shards caps min_size/max_size and num_shards is fixed_shards' count; 0 = the number of ps tasks. Other
+    # strategies refuse a partitioner.
+    config.sharding = ml_collections.ConfigDict()
+    config.sharding.partitioner = "none"
+    config.sharding.min_shard_bytes = 256 << 10
+    config.sharding.max_shard_bytes = 64 << 20
+    config.sharding.num_shards = 0
+    config.sharding.max_shards = 0
+
+    # Dry run (docs/training.md, "Dry run"): pipelines.train prints the parameters per table and the bytes of
+    # weights + optimizer slots per ps task (the partitioner's placement) and exits, reading no data and training
+    # nothing. dry_run_vocab_size: > 0 = every categorical feature of the Criteo schema gets that many ids (as
+    # features.json would after `pipelines.preprocess --vocab_mode=hash --hash_buckets=N`); 0 = read
+    # features.json. dry_run_ps_tasks: the ps tasks planned for when TF_CONFIG names none.
+    config.dry_run = False
+    config.dry_run_vocab_size = 0
+    config.dry_run_ps_tasks = 2
     return config

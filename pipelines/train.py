@@ -5,6 +5,10 @@ r"""Trains a CTR model online in one pass with progressive validation; rerun the
 
 Writes <workdir>/config.json, checkpoints/, tb/, metrics.json and saved_model/ (docs/training.md).
 
+With `--config.dry_run=True` it only prints the parameters per embedding table and the bytes (weights +
+optimizer slots) per ps task the configured sharding gives, and exits 0 (no data read, nothing trained, no
+--workdir needed; `recsys.training.dry_run`).
+
 Exit status: 0 done (also when the workdir had already finished), 1 bad config or input (one-line message),
 2 the loss became NaN/Inf (the message names the step; the last good checkpoint is kept).
 """
@@ -17,8 +21,8 @@ import recsys  # noqa: F401  (must precede TensorFlow)
 from recsys import console
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/criteo_toy.py.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder; an existing one is resumed.")
-flags.mark_flags_as_required(["config", "workdir"])
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder; an existing one is resumed (not needed for a dry run).")
+flags.mark_flags_as_required(["config"])
 
 EXIT_BAD_INPUT = 1
 EXIT_NON_FINITE_LOSS = 2
@@ -28,6 +32,16 @@ def main(argv: list[str]) -> None:
     console.configure(logging.get_verbosity())  # before TensorFlow/Beam are imported; --verbosity=1: all logs
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if _CONFIG.value.dry_run:
+        from recsys.training.dry_run import print_dry_run
+
+        try:
+            print_dry_run(_CONFIG.value)
+        except (ValueError, FileNotFoundError) as e:
+            _fail(str(e), EXIT_BAD_INPUT)
+        return
+    if not _WORKDIR.value:
+        raise app.UsageError("--workdir is required (only a --config.dry_run=True run needs none)")
     import tensorflow as tf
 
     from recsys.training.loop import NonFiniteLossError, TrainingError, train

@@ -283,8 +283,14 @@ class CTRModel(tfrs.models.Model):
 
     @property
     def embedding_variables(self) -> list[tf.Variable]:
-        """The embedding tables (sparse gradients, sparse optimizer)."""
-        return [layer.embeddings for layer in self.embedding_layers]
+        """The embedding tables (sparse gradients, sparse optimizer); a table sharded over parameter servers
+        (`recsys.training.sharding`) as its shards, which is how `trainable_variables` lists it too."""
+        tables = []
+        for layer in self.embedding_layers:
+            table = layer.embeddings
+            tables.extend(table.variables if isinstance(table, tf.__internal__.distribute.ShardedVariable)
+                          else [table])
+        return tables
 
     @property
     def dense_variables(self) -> list[tf.Variable]:

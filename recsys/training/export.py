@@ -8,6 +8,8 @@ missing categorical as id 0 (the missing/OOV id of `features.json`), as the prep
 The exported function is traced from the serving form of the model (`CTRModel.serving_copy`: weight norm folded
 into plain kernels) and saved from a plain `tf.Module` that holds only variables, not Keras layers: custom
 activation classes become graph ops, so `tf.saved_model.load` works in a process that never imports `recsys`.
+A model with tables sharded over parameter servers is first re-assembled into an unsharded copy
+(`recsys.training.sharding.unsharded_copy`), so the SavedModel holds whole tables either way.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from recsys.data import fingerprint
 from recsys.data.features import FeatureSet
 from recsys.model.ctr import CTRModel
 from recsys.serving import contract
+from recsys.training import sharding
 
 
 class ServingModule(tf.Module):
@@ -65,6 +68,8 @@ def export_saved_model(model: CTRModel, features: FeatureSet, path: str, extra_f
     stamp = features.metadata.get(fingerprint.KEY)
     if stamp:  # the contract the model was trained on, checked by every consumer (`recsys.serving.scorer`)
         extra_files = {**(extra_files or {}), contract.FINGERPRINT_FILE: stamp + "\n"}
+    if sharding.is_sharded(model):  # tf.saved_model.load cannot load ShardedVariables: export whole tables
+        model = sharding.unsharded_copy(model)
     module = ServingModule(model.serving_copy(), features)
     tmp = f"{path.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
     try:

@@ -61,6 +61,7 @@ from recsys.training.metrics_record import (
 from recsys.training.modes import ModeContext, TrainingMode, select_mode
 from recsys.training.replicas import AlignedPD, ReplicaPlan
 from recsys.training.settling import JitterTracker, SettlingSpec
+from recsys.training.sharding import ShardingSpec
 from recsys.training.task import ModelState
 
 # Config keys that may change between a run and its resumption (they do not change what is computed).
@@ -143,7 +144,8 @@ class Trainer:
         self.progressive_seconds: float | None = None
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
-        self.strategy = strategy or strategy_lib.make_strategy(config.strategy, tpu=config.tpu)
+        self.strategy = strategy or strategy_lib.make_strategy(config.strategy, tpu=config.tpu,
+                                                               sharding=ShardingSpec.from_config(config))
         self.chief = strategy_lib.is_chief(self.strategy)
         self.source = DataSource.from_config(config.data, seed=config.seed.data)
         self.source.keep_serialized = self.mode.keep_serialized

@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from recsys.model.ctr import ModelSpec
 from recsys.serving import contract
-from recsys.training import distill, parameter_server
+from recsys.training import distill, parameter_server, sharding
 from recsys.training import strategy as strategy_lib
 from recsys.training.metrics_record import DistillMetrics, TeacherMetrics
 from recsys.training.replicas import ReplicaPlan
@@ -349,6 +349,7 @@ class ParameterServerMode(TrainingMode):
     def build(self, context: ModeContext) -> None:
         self.coordinator = tf.distribute.experimental.coordinator.ClusterCoordinator(context.strategy)
         super().build(context)
+        sharding.log_placement(self.states[0].model)
         # shard_by="file": the workers read their own files; the examples each one trained are its resume point.
         self.worker_examples = (WorkerExamples(num_workers(context.strategy))
                                 if context.source.shard_by == "file" else None)

@@ -6,6 +6,7 @@
 | `mirrored`              | `MirroredStrategy`: every local GPU (or CPU)    | none                             |
 | `multi_worker_mirrored` | `MultiWorkerMirroredStrategy`, synchronous      | `TF_CONFIG` (worker [+ chief])   |
 | `parameter_server`      | `ParameterServerStrategy` + `ClusterCoordinator`| `TF_CONFIG` (chief, worker, ps)  |
+|                         | (variables sharded by `config.sharding`)        |                                  |
 | `tpu`                   | `TPUStrategy` via `TPUClusterResolver`          | `config.tpu` or the environment  |
 
 The trainer (`recsys.training.loop`) runs `default`, `mirrored`, `multi_worker_mirrored` (one synchronous custom
@@ -20,22 +21,28 @@ import os
 
 import tensorflow as tf
 
+from recsys.training.sharding import ShardingSpec, check_strategy
+
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "parameter_server", "tpu")
 # The strategies the trainer (`recsys.training.loop`) runs.
 LOOP_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "parameter_server")
 
 
-def make_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
+def make_strategy(name: str, tpu: str = "", sharding: ShardingSpec | None = None) -> tf.distribute.Strategy:
     """Builds the strategy called `name` (one of `STRATEGIES`).
 
     Must be called before any other TensorFlow op for the multi-worker strategies (they start a gRPC server
-    and fix the collective configuration).
+    and fix the collective configuration). `sharding` (`config.sharding`, default none) gives
+    `parameter_server` its `variable_partitioner` (`recsys.training.sharding`).
 
     Raises:
-      ValueError: an unknown name, or a multi-worker strategy without a usable TF_CONFIG.
+      ValueError: an unknown name, a multi-worker strategy without a usable TF_CONFIG, or a partitioner with a
+        strategy other than `parameter_server`.
     """
     if name not in STRATEGIES:
         raise ValueError(f"`config.strategy` must be one of {STRATEGIES}. Received: strategy={name!r}")
+    sharding = sharding or ShardingSpec()
+    check_strategy(sharding, name)
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -67,7 +74,8 @@ def make_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
             f"Received: TF_CONFIG={os.environ.get('TF_CONFIG')!r}"
         )
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-    return tf.distribute.experimental.ParameterServerStrategy(resolver)
+    partitioner = sharding.make_partitioner(len(cluster["cluster"]["ps"]))
+    return tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
 
 
 def _tf_config() -> dict:
