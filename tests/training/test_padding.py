@@ -1,10 +1,12 @@
 """Static shapes: the last partial batch padded with zero-weight examples (`config.data.pad_final_batch`), the whole
 step under XLA (`config.jit_compile_step`), and `strategy=tpu` without a TPU."""
 import json
+import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
 
 from recsys.data import input as input_lib
 from recsys.training import strategy as strategy_lib
@@ -56,11 +58,37 @@ def _assert_close_metrics(a: dict, b: dict, rtol: float) -> None:
             assert a[key] == b[key], key
 
 
-@pytest.mark.parametrize("overrides", [{}, {"replicas.count": 2, "replicas.noise": "shuffle"}],
+# One run of each kind, shared by the tests below: (trainer, outputs).
+RUNS = {
+    "plain": {},
+    "padded": {"data.pad_final_batch": True},
+    "jit": {"data.pad_final_batch": True, "jit_compile_step": True},
+    "replicas": {"replicas.count": 2, "replicas.noise": "shuffle"},
+    "replicas_padded": {"replicas.count": 2, "replicas.noise": "shuffle", "data.pad_final_batch": True},
+}
+
+
+@pytest.fixture(scope="module")
+def runs(no_id_zero, tmp_path_factory):
+    """Trains each of RUNS once, when a test first asks for it."""
+    before = tf_config.is_op_determinism_enabled()
+    done = {}
+
+    def get(name):
+        if name not in done:
+            done[name] = _run(no_id_zero, tmp_path_factory.mktemp(name), **RUNS[name])
+        return done[name]
+
+    yield get
+    if not before:
+        tf_config.disable_op_determinism()
+
+
+@pytest.mark.parametrize("plain_name, padded_name", [("plain", "padded"), ("replicas", "replicas_padded")],
                          ids=["plain", "per_replica_orders"])
-def test_padded_training_equals_unpadded(no_id_zero, tmp_path, overrides, restore_determinism):
-    plain, plain_outputs = _run(no_id_zero, tmp_path / "plain", **overrides)
-    padded, padded_outputs = _run(no_id_zero, tmp_path / "padded", **{"data.pad_final_batch": True, **overrides})
+def test_padded_training_equals_unpadded(runs, plain_name, padded_name):
+    plain, plain_outputs = runs(plain_name)
+    padded, padded_outputs = runs(padded_name)
 
     # Nothing dropped, nothing counted twice: the real rows only, in the same steps.
     assert padded_outputs.metrics["examples"] == plain_outputs.metrics["examples"] == ROWS
@@ -72,21 +100,22 @@ def test_padded_training_equals_unpadded(no_id_zero, tmp_path, overrides, restor
         for a, b in zip(plain_p, padded_p, strict=True):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     # The checkpointed stream position counts real examples.
-    saved = tf.train.load_checkpoint(checkpoint_directory(str(tmp_path / "padded")))
+    saved = tf.train.load_checkpoint(checkpoint_directory(padded.workdir))
     assert saved.get_tensor("examples/.ATTRIBUTES/VARIABLE_VALUE") == ROWS
     assert saved.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 5
     _assert_close_metrics(_numbers(plain_outputs.metrics), _numbers(padded_outputs.metrics), rtol=1e-6)
-    assert json.loads((tmp_path / "padded" / "metrics.json").read_text())["examples"] == ROWS
+    with open(os.path.join(padded.workdir, "metrics.json")) as f:
+        assert json.load(f)["examples"] == ROWS
 
     for plain_state, padded_state in zip(plain.states, padded.states, strict=True):
         for a, b in zip(plain_state.model.variables, padded_state.model.variables, strict=True):
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-6, err_msg=a.name)
         # The padding looked up row 0 of every table with a zero gradient: the row and its Adagrad accumulator
         # are bit-identical to the unpadded run's, where no example touched them.
-        optimizer_pairs = zip(plain_state.embedding_optimizer.variables[1:],
-                              padded_state.embedding_optimizer.variables[1:], strict=True)
         for a, b in zip(plain_state.model.embedding_variables, padded_state.model.embedding_variables, strict=True):
             np.testing.assert_array_equal(a.numpy()[0], b.numpy()[0])
+        optimizer_pairs = zip(plain_state.embedding_optimizer.variables[1:],
+                              padded_state.embedding_optimizer.variables[1:], strict=True)
         for a, b in optimizer_pairs:
             np.testing.assert_array_equal(a.numpy()[0], b.numpy()[0])
             assert a.numpy()[0, 0] == pytest.approx(0.1)  # the initial accumulator: row 0 never trained
@@ -119,18 +148,18 @@ def test_two_input_pipelines_share_the_padded_global_batch(no_id_zero):
     np.testing.assert_array_equal(np.sort(np.concatenate(shares)), np.arange(ROWS))
 
 
-def test_jit_compile_step_trains_the_padded_stream_like_the_plain_step(no_id_zero, tmp_path, restore_determinism):
-    plain, plain_outputs = _run(no_id_zero, tmp_path / "plain", **{"data.pad_final_batch": True})
-    jit, jit_outputs = _run(no_id_zero, tmp_path / "jit", **{"data.pad_final_batch": True, "jit_compile_step": True})
+def test_jit_compile_step_trains_the_padded_stream_like_the_plain_step(runs, no_id_zero, tmp_path):
+    padded, padded_outputs = runs("padded")
+    jit, jit_outputs = runs("jit")
     assert jit_outputs.metrics["examples"] == ROWS and jit_outputs.metrics["steps"] == 5
     # XLA fuses and reorders float sums: equal up to rounding, not bit for bit.
-    for a, b in zip(plain.states[0].model.variables, jit.states[0].model.variables, strict=True):
+    for a, b in zip(padded.states[0].model.variables, jit.states[0].model.variables, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5, err_msg=a.name)
     initial = Trainer(small_config(no_id_zero, **{"data.batch_size": BATCH}), str(tmp_path / "fresh"))
     moved = max(np.abs(a.numpy() - b.numpy()).max()
                 for a, b in zip(initial.states[0].model.variables, jit.states[0].model.variables, strict=True))
     assert moved > 1e-3  # it trained
-    _assert_close_metrics(_numbers(plain_outputs.metrics), _numbers(jit_outputs.metrics), rtol=1e-4)
+    _assert_close_metrics(_numbers(padded_outputs.metrics), _numbers(jit_outputs.metrics), rtol=1e-4)
 
 
 def test_jit_compile_step_is_refused_where_it_cannot_compile(no_id_zero, tmp_path):
