@@ -2,6 +2,8 @@
 step under XLA (`config.jit_compile_step`), and `strategy=tpu` without a TPU."""
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -190,3 +192,24 @@ def test_parameter_server_refuses_padding(no_id_zero):
     config = small_config(no_id_zero, strategy="parameter_server", **{"data.pad_final_batch": True})
     with pytest.raises(ValueError, match="pad_final_batch=True` pads the synchronous strategies"):
         select_mode(config, ReplicaPlan.from_config(config))
+
+
+@pytest.mark.slow
+def test_mirrored_over_two_logical_cpus_pads_across_replicas(no_id_zero, tmp_path, runs):
+    """The padded global batch is split across 2 replicas (the last step: 32 real rows on replica 0, 12 real and
+    20 padding on replica 1); the run counts and scores the real rows as the single-device run does."""
+    from tests.training.helpers import REPO_ROOT, cli_flags, subprocess_env
+    from tests.training.test_distributed import _MIRRORED
+
+    result = subprocess.run(
+        [sys.executable, "-c", _MIRRORED, str(tmp_path / "run"),
+         *cli_flags(no_id_zero, strategy="mirrored", **{"data.batch_size": BATCH, "data.pad_final_batch": True})],
+        cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    single = runs("plain")[1].metrics
+    assert metrics["num_replicas_in_sync"] == 2
+    assert metrics["examples"] == single["examples"] == ROWS and metrics["steps"] == single["steps"] == 5
+    for key in ("progressive_auc", "progressive_logloss", "progressive_calibration"):
+        assert metrics[key] == pytest.approx(single[key], rel=1e-4), key
