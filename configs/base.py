@@ -26,6 +26,9 @@ def get_config() -> ml_collections.ConfigDict:
     # order (multi_worker_mirrored: every worker reads all records and keeps its examples of each global batch;
     # parameter_server: the chief reads and ships every batch); "file" = each worker reads only its own files.
     config.data.shard_by = "example"
+    # Pad the stream's last partial global batch to batch_size with zero-weight examples (label -1), so every step
+    # has one static shape (TPUs, jit_compile_step); the padding is dropped from metrics, counts and positions.
+    config.data.pad_final_batch = False
 
     config.seed = ml_collections.ConfigDict()
     config.seed.init = 0  # model initialisation
@@ -45,6 +48,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.cross_layers = 0  # DCN-v2 cross layers before the MLP
     config.model.cross_projection_dim = 0  # low-rank cross layers; 0 = full rank
     config.model.jit_compile = False  # XLA for the dense part (embedding gradients stay sparse)
+    # Compute dtype: "" (float32) | "mixed_bfloat16" (bfloat16 compute; float32 variables, logits and losses).
+    # "mixed_float16" is refused: it needs loss scaling (docs/training.md, "Mixed precision").
+    config.model.mixed_precision = ""
     config.model.embedding_activation = False  # clip(f(embeddings)) before the first layer: a¹ = W¹ f(a⁰) + b¹
 
     config.optimizer = ml_collections.ConfigDict()
@@ -104,6 +110,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.export_saved_model = True
 
     config.strategy = "default"  # default | mirrored | multi_worker_mirrored | parameter_server | tpu
+    # XLA-compile the whole replica train step (forward, gradients, both optimizers, settling work) as one
+    # function; strategy default (tpu compiles it anyway). With data.pad_final_batch every step has one shape.
+    config.jit_compile_step = False
     config.tpu = ""  # TPU name or grpc:// address for strategy=tpu ("" = from the environment)
 
     # Sharded variables (docs/training.md, "Sharded embedding tables"; recsys.training.sharding): how

@@ -51,6 +51,13 @@ with another feature contract (`check_fingerprints`: every file's gzip header ag
 `feature_fingerprint`), records whose features do not match it (`check_records`), and input without records.
 Its `replica_dataset` gives several orders of one parsed stream, each the order `make_dataset` gives with that
 seed.
+
+Padding (`pad_final_batch`, `config.data.pad_final_batch`): the last, partial global batch of the stream (of each
+order) is filled up to the global batch size with padding examples, so every step has the same static shape
+(TPUs, XLA). A padding example has every feature 0 (categorical id 0, the missing/OOV id) and the label
+`PADDING_LABEL` (-1), which marks it: the train step weights it 0 (`recsys.training.task.example_weights`) and the
+trainer drops it from every result before metrics, counts and stream positions. Padding comes after the last real
+example, so every real example is in the same step as without padding.
 """
 
 from __future__ import annotations
@@ -82,6 +89,8 @@ COUNT_LIMIT_BYTES = 256 << 20
 
 # Batch key of the serialized records when `make_dataset(keep_serialized=True)`; no feature has this name.
 SERIALIZED_KEY = "__serialized__"
+# The label of a padding example (`pad_final_batch`); real labels are 0 or 1.
+PADDING_LABEL = -1
 
 
 class InputDataError(ValueError):
@@ -411,6 +420,7 @@ def make_dataset(
     compression: str = "auto",
     keep_serialized: bool = False,
     share: WorkerShare | None = None,
+    pad_final_batch: bool = False,
 ) -> tf.data.Dataset:
     """Builds the training dataset of `{feature name: Tensor[batch]}` dicts (see the module docstring).
 
@@ -432,6 +442,8 @@ def make_dataset(
       share: read only this worker's files (shard_by="file", module docstring); `start_offset` then counts
         examples of the worker's own stream, and with `input_context` each pipeline batches its own stream to the
         per-replica batch (no example sharding).
+      pad_final_batch: fill the last global batch up to `batch_size` with padding records (`padding_record`,
+        label `PADDING_LABEL`) before it is sharded, so every batch has a static size.
 
     Returns:
       A `tf.data.Dataset` of dicts of rank-1 tensors.
@@ -468,7 +480,7 @@ def make_dataset(
         pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
         per_pipeline_batch = input_context.get_per_replica_batch_size(batch_size)
     # Batches of the global stream: every pipeline's share of one global step comes from the same batch.
-    assembled = batch_size if pipelines > 1 else per_pipeline_batch
+    assembled = batch_size if pipelines > 1 or pad_final_batch else per_pipeline_batch
     if shuffle == "none":
         batches = records.skip(start_offset).batch(assembled, drop_remainder=drop_remainder)
     else:
@@ -479,6 +491,11 @@ def make_dataset(
             deterministic=True,
         )
         batches = shuffled.rebatch(assembled, drop_remainder)
+    if pad_final_batch:
+        padding = tf.constant(padding_record(features))
+        batches = batches.map(lambda batch: pad_batch(batch, batch_size, padding))
+        if pipelines == 1 and per_pipeline_batch != batch_size:  # one pipeline feeding several replicas
+            batches = batches.rebatch(per_pipeline_batch, drop_remainder=True)
     if pipelines > 1:
         # Example-index sharding: position p of the global stream goes to pipeline p mod k.
         batches = batches.map(lambda batch: batch[pipeline_id::pipelines])
@@ -516,6 +533,7 @@ class DataSource:
       keep_serialized: `dataset` batches also hold the serialized records (`SERIALIZED_KEY`).
       shard_by: "example" (every input pipeline reads the whole stream and keeps its examples of each global
         batch) or "file" (each worker reads only its own files, `assign_files`); see the module docstring.
+      pad_final_batch: every dataset's last global batch is padded to the batch size (module docstring).
     """
 
     pattern: str
@@ -527,6 +545,7 @@ class DataSource:
     seed: int = 0
     keep_serialized: bool = False  # batches also carry the serialized records (a SavedModel distillation teacher)
     shard_by: str = "example"  # how several workers split the stream (SHARD_BY, module docstring)
+    pad_final_batch: bool = False  # the last global batch is padded to full size (`make_dataset`)
 
     @classmethod
     def from_config(cls, data_config: Any, seed: int) -> DataSource:
@@ -553,6 +572,12 @@ class DataSource:
         shard_by = data_config.get("shard_by", "example")
         if shard_by not in SHARD_BY:
             raise ValueError(f"`config.data.shard_by` must be one of {SHARD_BY}. Received: shard_by={shard_by!r}")
+        if shard_by == "file" and bool(data_config.get("pad_final_batch", False)):
+            # Each worker's own stream ends at its own step, and a finished worker feeds empty batches: there is
+            # no single final global batch to pad.
+            raise ValueError("`config.data.pad_final_batch=True` pads the one stream's last global batch and cannot "
+                             "be combined with `config.data.shard_by='file'` (each worker's files end at their own "
+                             "step). Received: shard_by='file', pad_final_batch=True")
         if int(data_config.batch_size) < 1:
             raise ValueError(f"`config.data.batch_size` must be >= 1. Received: {data_config.batch_size!r}")
         features_path = data_config.features or default_features_path(pattern)
@@ -566,7 +591,7 @@ class DataSource:
             raise InputDataError(f"No examples in the input: the {len(files)} file(s) matching {pattern!r} "
                                  "hold no records")
         return cls(pattern, files, features_path, features, data_config.shuffle, int(data_config.shuffle_buffer),
-                   int(seed), shard_by=shard_by)
+                   int(seed), shard_by=shard_by, pad_final_batch=bool(data_config.get("pad_final_batch", False)))
 
     def expected_examples(self, max_examples: int = 0) -> int | None:
         """The stream's length for progress/ETA (and schedules), else None when it is not cheap to know
@@ -596,6 +621,7 @@ class DataSource:
             input_context=input_context,
             keep_serialized=self.keep_serialized,
             share=share,
+            pad_final_batch=self.pad_final_batch,
         )
 
     def distributed_dataset(self, strategy: tf.distribute.Strategy, global_batch_size: int, start_offset: int = 0,
@@ -656,7 +682,17 @@ class DataSource:
 
         dataset = shuffled_windows(records, window, seeds, start_offset).map(
             gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return _deterministic(dataset.rebatch(per_replica_batch, drop_remainder=False).prefetch(tf.data.AUTOTUNE))
+        if self.pad_final_batch:
+            label = self.features.label.name
+
+            def pad(*orders):
+                return tuple(({name: pad_batch(value, batch_size, PADDING_LABEL if name == label else 0)
+                               for name, value in features.items()}, pad_batch(positions, batch_size, -1))
+                             for features, positions in orders)
+
+            dataset = dataset.rebatch(batch_size).map(pad)
+        return _deterministic(dataset.rebatch(per_replica_batch, drop_remainder=self.pad_final_batch)
+                              .prefetch(tf.data.AUTOTUNE))
 
     def replica_distributed_dataset(
         self, strategy: tf.distribute.Strategy, global_batch_size: int, seeds: Sequence[int], start_offset: int = 0
@@ -664,6 +700,22 @@ class DataSource:
         """`replica_dataset` split across the strategy's replicas (one input pipeline)."""
         return _distribute(strategy, global_batch_size, lambda input_context: self.replica_dataset(
             global_batch_size, seeds, start_offset=start_offset, input_context=input_context))
+
+
+def padding_record(features: FeatureSet) -> bytes:
+    """The serialized padding example of `features`: every feature 0, the label `PADDING_LABEL`."""
+    feature = {}
+    for f in features.features:
+        value = PADDING_LABEL if f.role == "label" else 0
+        feature[f.name] = (tf.train.Feature(int64_list=tf.train.Int64List(value=[value])) if f.type == "int64"
+                           else tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)])))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def pad_batch(batch: tf.Tensor, size: int, value: Any) -> tf.Tensor:
+    """`batch` [n <= size] followed by `size - n` copies of `value`, with the static shape [size]."""
+    fill = tf.fill([size - tf.shape(batch)[0]], tf.cast(value, batch.dtype))
+    return tf.ensure_shape(tf.concat([batch, fill], axis=0), [size])
 
 
 def _distribute(

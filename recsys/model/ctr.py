@@ -12,6 +12,11 @@ Embedding tables hold most parameters and only a few rows are touched per batch:
 
 `ModelSpec` is the complete, validated description of a model (built from a config and `features.json`);
 `CTRModel` is a `tfrs.models.Model` whose loss is a `tfrs.tasks.Ranking` binary cross-entropy on logits.
+
+Mixed precision (`ModelSpec.mixed_precision = "mixed_bfloat16"`): the embedding tables, cross layers and hidden
+blocks are built under that tf-keras policy (`recsys.model.precision`): variables float32, lookups and matmuls in
+bfloat16. The logit layer, the loss and everything after it stay float32, so logits, probabilities, losses and the
+SavedModel's outputs are float32.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from recsys.data.features import FeatureSet
 from recsys.layers import activations
 from recsys.model.layer_norm import is_training
 from recsys.model.mlp import NORMALIZATIONS, MLPBlock, clip_activations
+from recsys.model.precision import check_mixed_precision, precision_policy
 
 DEFAULT_HIDDEN_UNITS = (1024, 512, 256, 128, 64, 16)
 
@@ -58,6 +64,7 @@ class ModelSpec:
       fold_weight_norm: the serving form: weight-normalised layers as plain Dense with folded kernels.
       embedding_activation: apply the first hidden layer's activation, then its clip, to the concatenated
         embeddings before the first layer (the paper's a¹ = W¹ f(a⁰) + b¹); numeric features pass unchanged.
+      mixed_precision: "" (float32) or "mixed_bfloat16" (`recsys.model.precision`).
     """
 
     embeddings: tuple[EmbeddingSpec, ...]
@@ -72,8 +79,10 @@ class ModelSpec:
     jit_compile: bool = False
     fold_weight_norm: bool = False
     embedding_activation: bool = False
+    mixed_precision: str = ""
 
     def __post_init__(self):
+        check_mixed_precision(self.mixed_precision)
         if not self.embeddings and not self.numeric:
             raise ValueError("The model needs at least one input feature. Received: no categorical and no numeric")
         for e in self.embeddings:
@@ -129,6 +138,7 @@ class ModelSpec:
             cross_projection_dim=int(model_config.cross_projection_dim) or None,
             jit_compile=bool(model_config.jit_compile),
             embedding_activation=bool(model_config.get("embedding_activation", False)),
+            mixed_precision=str(model_config.get("mixed_precision", "")),
         )
 
 
@@ -201,29 +211,34 @@ class CTRModel(tfrs.models.Model):
         super().__init__(name=name)
         self.spec = spec
         self.label = label
-        self.embedding_layers = [
-            tf.keras.layers.Embedding(e.vocab_size, e.dim, name=f"embedding_{e.name}") for e in spec.embeddings
-        ]
-        projection = spec.cross_projection_dim or None
-        self.cross = [
-            tfrs.layers.dcn.Cross(projection_dim=projection, name=f"cross_{i}") for i in range(spec.cross_layers)
-        ]
-        self.blocks = [
-            MLPBlock(
-                units,
-                activation=activation,
-                normalization=spec.normalization,
-                clip=spec.activation_clip,
-                weight_norm_scale=spec.weight_norm_scale,
-                fold_weight_norm=spec.fold_weight_norm,
-                name=f"block_{i}",
-            )
-            for i, (units, activation) in enumerate(zip(spec.hidden_units, spec.activations, strict=True))
-        ]
-        # Its own instance of the first layer's activation (a learnable one gets its own parameters).
-        self.embedding_activation = (
-            activations.get(spec.activations[0]) if spec.embedding_activation and spec.embeddings else None)
-        self.logit = tf.keras.layers.Dense(1, name="logit")
+        # The layers before the logit compute in this dtype (float32 unless `spec.mixed_precision`).
+        self.compute_dtype_of_features = tf.float32
+        with precision_policy(spec.mixed_precision) as policy:
+            self.compute_dtype_of_features = tf.as_dtype(policy.compute_dtype)
+            self.embedding_layers = [
+                tf.keras.layers.Embedding(e.vocab_size, e.dim, name=f"embedding_{e.name}") for e in spec.embeddings
+            ]
+            projection = spec.cross_projection_dim or None
+            self.cross = [
+                tfrs.layers.dcn.Cross(projection_dim=projection, name=f"cross_{i}") for i in range(spec.cross_layers)
+            ]
+            self.blocks = [
+                MLPBlock(
+                    units,
+                    activation=activation,
+                    normalization=spec.normalization,
+                    clip=spec.activation_clip,
+                    weight_norm_scale=spec.weight_norm_scale,
+                    fold_weight_norm=spec.fold_weight_norm,
+                    name=f"block_{i}",
+                )
+                for i, (units, activation) in enumerate(zip(spec.hidden_units, spec.activations, strict=True))
+            ]
+            # Its own instance of the first layer's activation (a learnable one gets its own parameters).
+            self.embedding_activation = (
+                activations.get(spec.activations[0]) if spec.embedding_activation and spec.embeddings else None)
+        # float32 whatever the policy: logits, probabilities and losses keep float32 range and precision.
+        self.logit = tf.keras.layers.Dense(1, name="logit", dtype="float32")
         self.task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.NONE)
         )
@@ -252,7 +267,8 @@ class CTRModel(tfrs.models.Model):
                 embedded = clip_activations(embedded, self.spec.activation_clip, training=is_training(training))
             parts = [embedded]
         if self.spec.numeric:
-            parts.append(tf.stack([tf.cast(features[name], tf.float32) for name in self.spec.numeric], axis=1))
+            parts.append(tf.stack([tf.cast(features[name], self.compute_dtype_of_features)
+                                   for name in self.spec.numeric], axis=1))
         return tf.concat(parts, axis=1) if len(parts) > 1 else parts[0]
 
     def _dense_part(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
@@ -261,7 +277,7 @@ class CTRModel(tfrs.models.Model):
             x = layer(x0, x)
         for block in self.blocks:
             x = block(x, training=training)
-        return tf.squeeze(self.logit(x), axis=1)
+        return tf.squeeze(self.logit(x), axis=1)  # float32 (the logit layer's policy)
 
     def call(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         return self._dense_logits(self.embed(features, training=training), training=training)

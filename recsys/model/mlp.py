@@ -77,7 +77,9 @@ class MLPBlock(tf.keras.layers.Layer):
         else:
             # Layer norm's own offset makes a dense bias redundant.
             self.dense = tf.keras.layers.Dense(units, use_bias=normalization != "layer", name="dense")
-        self.layer_norm = LayerNorm(name="layer_norm") if normalization == "layer" else None
+        # float32 under a mixed-precision policy too (means and variances lose too much in bfloat16): the layer
+        # casts its input up and the activation casts back down.
+        self.layer_norm = LayerNorm(name="layer_norm", dtype="float32") if normalization == "layer" else None
 
     def call(self, inputs, training=None):
         x = self.dense(inputs)

@@ -37,7 +37,7 @@ from recsys.data import fingerprint
 from recsys.data.features import FeatureSet
 from recsys.data.input import SERIALIZED_KEY
 from recsys.serving import contract, scorer
-from recsys.training.task import ModelState, ReplicaOutputs, _global_count, with_extras
+from recsys.training.task import ModelState, ReplicaOutputs, _global_count, example_weights, with_extras
 
 ONLINE = "online"
 # Teacher probabilities are clipped to [EPSILON, 1 − EPSILON] before turning them into logits.
@@ -147,7 +147,7 @@ def _update(state: ModelState, batch: dict[str, tf.Tensor], global_count: tf.Ten
         per_example = model.per_example_loss(batch, logits)
         if target is not None:
             per_example = target(per_example, logits)
-        loss_sum = tf.reduce_sum(per_example)
+        loss_sum = tf.reduce_sum(per_example * example_weights(batch[model.label]))
         loss = loss_sum / tf.maximum(global_count, 1.0)
     gradients = tape.gradient(loss, embedding_variables + dense_variables)
     return logits, loss_sum, state.apply_gradients(gradients, batch, jitter)

@@ -62,7 +62,7 @@ from recsys.training.modes import ModeContext, TrainingMode, select_mode
 from recsys.training.replicas import AlignedPD, ReplicaPlan
 from recsys.training.settling import JitterTracker, SettlingSpec
 from recsys.training.sharding import ShardingSpec
-from recsys.training.task import ModelState
+from recsys.training.task import ModelState, check_jit_compile_step
 
 # Config keys that may change between a run and its resumption (they do not change what is computed).
 RESUMABLE_KEYS = ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "export_saved_model")
@@ -121,6 +121,7 @@ class Trainer:
                 f"strategy={config.strategy!r} is not run by this trainer (it runs {strategy_lib.LOOP_STRATEGIES}); "
                 "see docs/training.md, 'Strategies'."
             )
+        _check_static_shapes(config)
         _check_positive_int("config.log_every_steps", config.log_every_steps)
         _check_positive_int("config.checkpoint_every_steps", config.checkpoint_every_steps)
         _check_positive_int("config.metrics_window", config.metrics_window)
@@ -570,6 +571,16 @@ def _finite_or_none(value: float) -> float | None:
 def _model_metrics(result: dict[str, float]) -> ModelMetrics:
     """`ProgressiveMetrics.result()` as the record's (non-finite values are undefined: None)."""
     return ModelMetrics(**{key: _finite_or_none(result[key]) for key in ModelMetrics.__dataclass_fields__})
+
+
+def _check_static_shapes(config: Any) -> None:
+    """`strategy=tpu` needs one static batch shape (`config.data.pad_final_batch`); `config.jit_compile_step` a
+    strategy that can compile the step (`task.check_jit_compile_step`)."""
+    if config.strategy == "tpu" and not config.data.get("pad_final_batch", False):
+        raise ValueError("strategy='tpu' needs static shapes: set --config.data.pad_final_batch=True (the last "
+                         "partial batch is padded with zero-weight examples; docs/training.md, 'Padding')")
+    if config.get("jit_compile_step", False):
+        check_jit_compile_step(config.strategy)
 
 
 def _check_positive_int(key: str, value: Any) -> None:

@@ -43,7 +43,9 @@ from recsys.training.task import (
     ModelState,
     StepResult,
     build_model_state,
+    drop_padding,
     make_synchronous_step,
+    real_rows,
     replica_train_step,
     replica_train_step_per_model,
 )
@@ -129,12 +131,13 @@ class TrainingMode(abc.ABC):
         also scores the batch with the jitter snapshot. Every process gets the whole global batch's labels and
         predictions (all-gathered)."""
         strategy, settling = self.context.strategy, self.context.settling
+        jit = bool(self.context.config.get("jit_compile_step", False))
         train_step = make_synchronous_step(strategy, functools.partial(replica_fn, jitter=False),
-                                           dataset.element_spec)
+                                           dataset.element_spec, jit_compile=jit)
         jitter_step = None
         if settling.jitter_steps:
             jitter_step = make_synchronous_step(strategy, functools.partial(replica_fn, jitter=True),
-                                                dataset.element_spec)
+                                                dataset.element_spec, jit_compile=jit)
             jitter_step.get_concrete_function()  # traced now, at start-up, not in the middle of the stream
         count = len(self.states)
         workers = self._worker_examples
@@ -146,18 +149,22 @@ class TrainingMode(abc.ABC):
             labels, probabilities, losses, positions = outputs[:4]
             extras = outputs[4] if len(outputs) > 4 else [{}]
             labels = [t.numpy() for t in labels]
+            labels = labels if len(labels) == count else labels * count
+            # Padding (label < 0) leaves here: a StepResult holds the real examples only.
+            real = real_rows(labels)
+            labels = drop_padding(labels, real)
             size = labels[0].size
             examples += size
             if workers is not None and self._checkpoint_or_last(step, examples):
                 workers.gather(strategy)  # before the loop checkpoints this step, on every worker alike
             yield StepResult(
-                labels=labels if len(labels) == count else labels * count,
-                probabilities=[p.numpy() for p in probabilities],
+                labels=labels,
+                probabilities=drop_padding([p.numpy() for p in probabilities], real),
                 losses=[float(loss) for loss in losses],
-                positions=([p.numpy() for p in positions] if positions
+                positions=(drop_padding([p.numpy() for p in positions], real) if positions
                            else [np.arange(examples - size, examples)] * count),
-                averaged_probabilities=_extra(extras, "averaged"),
-                snapshot_probabilities=_extra(extras, "snapshot"),
+                averaged_probabilities=drop_padding(_extra(extras, "averaged"), real),
+                snapshot_probabilities=drop_padding(_extra(extras, "snapshot"), real),
             )
         if workers is not None:
             workers.gather(strategy)  # the end of the stream: every worker gets here after the same step
@@ -203,7 +210,8 @@ class WorkerExamples:
         self.totals[worker] += count
 
     def add_local(self, labels: Any, strategy: tf.distribute.Strategy) -> None:
-        self.local += sum(int(tf.shape(t)[0]) for t in strategy.experimental_local_results(labels))
+        # Padding rows (data.pad_final_batch; label < 0) are not examples.
+        self.local += sum(int(tf.math.count_nonzero(t >= 0)) for t in strategy.experimental_local_results(labels))
 
     def gather(self, strategy: tf.distribute.Strategy) -> None:
         workers = len(self.totals)
@@ -417,6 +425,9 @@ def select_mode(config: Any, plan: ReplicaPlan) -> TrainingMode:
         )
     if config.strategy == "parameter_server":
         _check_parameter_server_settling(config)
+        if config.data.get("pad_final_batch", False):
+            raise ValueError("`config.data.pad_final_batch=True` pads the synchronous strategies' last batch; "
+                             "strategy='parameter_server' runs its steps as they come. Set it to False.")
         return ParameterServerMode(plan)
     if distill_spec.enabled:
         return DistillMode(plan, distill_spec)

@@ -9,8 +9,9 @@
 |                         | (variables sharded by `config.sharding`)        |                                  |
 | `tpu`                   | `TPUStrategy` via `TPUClusterResolver`          | `config.tpu` or the environment  |
 
-The trainer (`recsys.training.loop`) runs `default`, `mirrored`, `multi_worker_mirrored` (one synchronous custom
-loop) and `parameter_server` (`recsys.training.parameter_server`); docs/training.md says what `tpu` still needs.
+The trainer (`recsys.training.loop`) runs `default`, `mirrored`, `multi_worker_mirrored` and `tpu` (one
+synchronous custom loop; `tpu` needs `config.data.pad_final_batch`, and is untested without a TPU) and
+`parameter_server` (`recsys.training.parameter_server`); docs/training.md says what a TPU run needs.
 The cluster always comes from `TF_CONFIG`; `recsys.training.tf_config.ensure_tf_config` derives it from a cluster
 scheduler's environment when absent.
 """
@@ -18,14 +19,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 
 import tensorflow as tf
 
 from recsys.training.sharding import ShardingSpec, check_strategy
 
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "parameter_server", "tpu")
-# The strategies the trainer (`recsys.training.loop`) runs.
-LOOP_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "parameter_server")
+# The strategies the trainer (`recsys.training.loop`) runs (`tpu` only built and checked here; docs/training.md).
+LOOP_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "parameter_server", "tpu")
+TPU_CONNECT_TIMEOUT_S = 10
 
 
 def make_strategy(name: str, tpu: str = "", sharding: ShardingSpec | None = None) -> tf.distribute.Strategy:
@@ -48,10 +51,7 @@ def make_strategy(name: str, tpu: str = "", sharding: ShardingSpec | None = None
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
+        return _tpu_strategy(tpu)
 
     from recsys.training.tf_config import ensure_tf_config
 
@@ -76,6 +76,31 @@ def make_strategy(name: str, tpu: str = "", sharding: ShardingSpec | None = None
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     partitioner = sharding.make_partitioner(len(cluster["cluster"]["ps"]))
     return tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
+
+
+def _tpu_strategy(tpu: str) -> tf.distribute.Strategy:
+    """`TPUStrategy` on the TPU `tpu` (name or grpc:// address; "" = from the environment, e.g. on a TPU VM).
+
+    Raises:
+      ValueError: no TPU found or reachable (one line saying which and what to set).
+    """
+    advice = ("run on a TPU VM, or set --config.tpu to a Cloud TPU name or its grpc://host:port address "
+              "(docs/training.md, 'TPU')")
+    if tpu.startswith("grpc://"):
+        # Connecting to an address nobody listens on would block for minutes inside TensorFlow.
+        host, _, port = tpu[len("grpc://"):].rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=TPU_CONNECT_TIMEOUT_S).close()
+        except (OSError, ValueError) as e:
+            raise ValueError(f"strategy=tpu: no TPU reachable at config.tpu={tpu!r} ({e}); {advice}") from None
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"strategy=tpu found no TPU (config.tpu={tpu!r}: {reason}); {advice}") from None
+    return tf.distribute.TPUStrategy(resolver)
 
 
 def _tf_config() -> dict:

@@ -11,6 +11,15 @@ the probabilities it returns are exactly what scoring the batch and then trainin
 has no dropout or batch norm, so training and inference forward passes are the same function — `training=True`
 only selects fused kernels equal up to float rounding; tests/training/test_loop.py checks the equality against a
 separate score-then-train loop).
+
+Padding (`config.data.pad_final_batch`, `recsys.data.input.PADDING_LABEL`): a padding example carries the label
+-1; every step weights each example's loss by `example_weights` (1 for a real example, 0 for padding), divides by
+the number of real examples, and the mode drops padding from the gathered outputs (`drop_padding`) before they
+become a `StepResult`. A zero-weight example has a zero gradient everywhere, so its embedding rows and Adagrad
+accumulators get `scatter_add`s of exact zeros: padding changes no weight.
+
+The step is strategy-agnostic: the same replica-context function runs under the default strategy, (multi-worker)
+mirrored, the parameter-server workers and `TPUStrategy`; `jit_compile_step` XLA-compiles it as one function.
 """
 from __future__ import annotations
 
@@ -27,6 +36,11 @@ from recsys.training.schedules import ScheduleSpec
 from recsys.training.settling import SettlingSpec
 
 DENSE_OPTIMIZERS = ("adagrad", "adam", "sgd")
+_TPU_STRATEGIES = (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy)
+# Strategies whose replica step `jit_compile_step` compiles: one replica per process, so the optimizers' and the
+# weight average's cross-replica `merge_call`s run inside the compiled function (MirroredStrategy cannot merge
+# from inside a nested tf.function); TPUStrategy compiles its steps itself.
+JIT_STEP_STRATEGIES = ("default", "tpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +149,16 @@ def make_dense_optimizer(optimizer_config: Any, schedule: ScheduleSpec | None = 
     raise ValueError(f"`config.optimizer.dense` must be one of {DENSE_OPTIMIZERS}. Received: dense={name!r}")
 
 
+def check_jit_compile_step(strategy_name: str) -> None:
+    """Raises ValueError when `config.jit_compile_step` cannot compile the step under `strategy_name`."""
+    if strategy_name not in JIT_STEP_STRATEGIES:
+        raise ValueError(
+            f"`config.jit_compile_step=True` compiles the train step under strategy {JIT_STEP_STRATEGIES} (mirrored "
+            "strategies merge the optimizer updates across replicas with `merge_call`, which XLA-compiled "
+            f"functions cannot hold). Received: strategy={strategy_name!r}; use config.model.jit_compile for the "
+            "dense part instead")
+
+
 def _check_positive(key: str, value: float) -> None:
     if not float(value) > 0:
         raise ValueError(f"`{key}` must be positive. Received: {value!r}")
@@ -213,8 +237,27 @@ def with_extras(outputs: tuple, extras: list[dict[str, tf.Tensor]]) -> ReplicaOu
     return (*outputs, extras) if any(extras) else outputs
 
 
+def example_weights(labels: tf.Tensor) -> tf.Tensor:
+    """1.0 for a real example, 0.0 for padding (label `PADDING_LABEL` < 0) [n]."""
+    return tf.cast(labels >= 0, tf.float32)
+
+
+def real_rows(labels: Sequence[np.ndarray]) -> list[np.ndarray] | None:
+    """Per model, the mask of its real (not padding) examples; None when a step has no padding."""
+    masks = [y >= 0 for y in labels]
+    return None if all(mask.all() for mask in masks) else masks
+
+
+def drop_padding(outputs: list[np.ndarray] | None, real: list[np.ndarray] | None) -> list[np.ndarray] | None:
+    """Per model, the real rows (`real_rows`) of its output [N]."""
+    if outputs is None or real is None:
+        return outputs
+    return [output[mask] for output, mask in zip(outputs, real, strict=True)]
+
+
 def _global_count(labels: tf.Tensor) -> tf.Tensor:
-    local = tf.cast(tf.shape(labels)[0], tf.float32)
+    """The number of real examples in the global batch (summed over replicas)."""
+    local = tf.reduce_sum(example_weights(labels))
     replica_context = tf.distribute.get_replica_context()
     if replica_context is not None and replica_context.num_replicas_in_sync > 1:
         return replica_context.all_reduce(tf.distribute.ReduceOp.SUM, local)
@@ -227,7 +270,7 @@ def _train_model(state: ModelState, batch: dict[str, tf.Tensor], global_count: t
     embedding_variables, dense_variables = model.embedding_variables, model.dense_variables
     with tf.GradientTape() as tape:
         logits = model(batch, training=True)
-        loss_sum = tf.reduce_sum(model.per_example_loss(batch, logits))
+        loss_sum = tf.reduce_sum(model.per_example_loss(batch, logits) * example_weights(batch[model.label]))
         loss = loss_sum / tf.maximum(global_count, 1.0)
     gradients = tape.gradient(loss, embedding_variables + dense_variables)
     extras = state.apply_gradients(gradients, batch, jitter)
@@ -252,7 +295,7 @@ def codistill_losses(states: Sequence[ModelState], batches: Sequence[dict[str, t
     Must run inside a `tf.GradientTape` that watches every model's variables.
 
     Returns:
-      (per model: logits of its own batch [n], per model: per-example loss [n]).
+      (per model: logits of its own batch [n], per model: per-example loss [n], 0 for padding).
     """
     logits = [state.model(batch, training=True) for state, batch in zip(states, batches, strict=True)]
     losses = []
@@ -265,7 +308,8 @@ def codistill_losses(states: Sequence[ModelState], batches: Sequence[dict[str, t
             peers.append(tf.sigmoid(tf.stop_gradient(peer_logits)))
         target = tf.add_n(peers) / float(len(peers))
         soft = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=logits[r])
-        losses.append((1.0 - weight) * state.model.per_example_loss(batch, logits[r]) + weight * soft)
+        mixed = (1.0 - weight) * state.model.per_example_loss(batch, logits[r]) + weight * soft
+        losses.append(mixed * example_weights(batch[state.model.label]))
     return logits, losses
 
 
@@ -319,8 +363,8 @@ def replica_train_step_per_model(states: Sequence[ModelState], batches: Sequence
     return with_extras((labels, probabilities, loss_sums, positions), extras)
 
 
-def make_synchronous_step(strategy: tf.distribute.Strategy, replica_fn: Callable, element_spec: Any = None
-                          ) -> Callable:
+def make_synchronous_step(strategy: tf.distribute.Strategy, replica_fn: Callable, element_spec: Any = None,
+                          jit_compile: bool = False) -> Callable:
     """The one step builder of the synchronous strategies: a `tf.function` running `replica_fn(batch)` on every
     replica and gathering its outputs to the global batch.
 
@@ -330,7 +374,14 @@ def make_synchronous_step(strategy: tf.distribute.Strategy, replica_fn: Callable
     (global batch N), with each summed loss turned into the global mean over its model's labels. `element_spec`
     (the distributed dataset's) fixes the signature, so the final partial batch does not trigger a second trace.
     A fifth entry of per-model extras (`ReplicaOutputs`) is gathered likewise and returned as a fifth list.
+    Padding rows (label < 0) stay in the gathered outputs (`drop_padding` removes them) and count in no loss.
+
+    `jit_compile`: `replica_fn` (forward, gradients, both optimizers' updates, settling work) runs as one XLA
+    function (`check_jit_compile_step` says under which strategies); the gathers stay outside it. A `TPUStrategy`
+    compiles `replica_fn` with XLA in any case.
     """
+    if jit_compile and not isinstance(strategy, _TPU_STRATEGIES):
+        replica_fn = tf.function(replica_fn, jit_compile=True)
 
     @tf.function(input_signature=[element_spec] if element_spec is not None else None)
     def train_step(batch):
@@ -341,7 +392,7 @@ def make_synchronous_step(strategy: tf.distribute.Strategy, replica_fn: Callable
         labels = [strategy.gather(t, axis=0) for t in labels]
         probabilities = [strategy.gather(p, axis=0) for p in probabilities]
         positions = [strategy.gather(p, axis=0) for p in positions]
-        counts = [tf.maximum(tf.cast(tf.shape(t)[0], tf.float32), 1.0) for t in labels]
+        counts = [tf.maximum(tf.reduce_sum(example_weights(t)), 1.0) for t in labels]
         losses = [strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None) / counts[min(i, len(counts) - 1)]
                   for i, loss_sum in enumerate(loss_sums)]
         return (labels, probabilities, losses, positions) + ((extras,) if extras is not None else ())

@@ -174,7 +174,7 @@ def test_records_that_do_not_match_features_json(tmp_path, change, message):
     "overrides, error, message",
     [
         ({"strategy": "gpu"}, ValueError, "`config.strategy` must be one of"),
-        ({"strategy": "tpu"}, ValueError, "strategy='tpu' is not run by this trainer"),
+        ({"strategy": "tpu"}, ValueError, "strategy='tpu' needs static shapes"),
         ({"data.shuffle": "random"}, ValueError, "`config.data.shuffle` must be one of"),
         ({"optimizer.dense": "rmsprop"}, ValueError, "`config.optimizer.dense` must be one of"),
         ({"optimizer.embedding_learning_rate": 0.0}, ValueError, "embedding_learning_rate` must be positive"),
