@@ -1,7 +1,9 @@
 """Helpers for the trainer tests: small real inputs (TFRecord shards + features.json), configs, subprocesses."""
+import json
 import os
 import pathlib
 import socket
+import subprocess
 import sys
 
 import numpy as np
@@ -119,3 +121,26 @@ def subprocess_env() -> dict:
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     env.pop("TF_CONFIG", None)
     return env
+
+
+def run_parameter_server_cluster(command: list[str], workers: int = 2) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Runs `command` as a loopback parameter-server cluster: 1 ps and `workers` worker tasks serving in the
+    background, then the chief in the foreground. Returns the chief's completed process and the stderr of the ps
+    and worker tasks (in that order); fails the test if one of them exited before the chief finished."""
+    cluster = {"chief": [f"127.0.0.1:{free_port()}"], "worker": [f"127.0.0.1:{free_port()}" for _ in range(workers)],
+               "ps": [f"127.0.0.1:{free_port()}"]}
+    servers = []
+    try:
+        for task_type, index in (("ps", 0), *(("worker", w) for w in range(workers))):
+            env = subprocess_env()
+            env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})
+            servers.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.PIPE, text=True))
+        env = subprocess_env()
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}})
+        chief = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert all(s.poll() is None for s in servers), "a worker or ps task exited early"
+    finally:
+        for server in servers:
+            server.kill()
+    return chief, [server.communicate()[1] for server in servers]

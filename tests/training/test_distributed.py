@@ -12,6 +12,7 @@ from tests.training.helpers import (
     REPO_ROOT,
     cli_flags,
     free_port,
+    run_parameter_server_cluster,
     small_config,
     subprocess_env,
     train_command,
@@ -103,24 +104,8 @@ def test_mirrored_over_two_logical_cpus(stream, tmp_path, settling):
 @pytest.mark.slow
 def test_parameter_server_one_chief_two_workers_one_ps(stream, tmp_path):
     workdir = tmp_path / "run"
-    cluster = {"chief": [f"127.0.0.1:{free_port()}"], "worker": [f"127.0.0.1:{free_port()}" for _ in range(2)],
-               "ps": [f"127.0.0.1:{free_port()}"]}
-    command = train_command(workdir, stream, strategy="parameter_server", **OVERRIDES)
-    servers = []
-    try:
-        for task_type, index in (("ps", 0), ("worker", 0), ("worker", 1)):
-            env = subprocess_env()
-            env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})
-            servers.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.PIPE, text=True))
-        env = subprocess_env()
-        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}})
-        chief = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
-        assert all(s.poll() is None for s in servers), "a worker or ps task exited early"
-    finally:
-        for server in servers:
-            server.kill()
-    logs = [server.communicate()[1] for server in servers]
+    chief, logs = run_parameter_server_cluster(
+        train_command(workdir, stream, strategy="parameter_server", **OVERRIDES))
     assert chief.returncode == 0, chief.stderr[-4000:]
     assert "Serving as ps:0" in logs[0] and "Serving as worker:1" in logs[2]
     metrics = json.loads((workdir / "metrics.json").read_text())

@@ -17,6 +17,7 @@ from tests.training.helpers import (
     FEATURES,
     REPO_ROOT,
     free_port,
+    run_parameter_server_cluster,
     small_config,
     subprocess_env,
     toy_rows,
@@ -185,23 +186,8 @@ def test_multi_worker_mirrored_workers_read_their_own_files(id_stream, tmp_path)
 @pytest.mark.slow
 def test_parameter_server_workers_read_their_own_files(id_stream, tmp_path):
     workdir = tmp_path / "run"
-    cluster = {"chief": [f"127.0.0.1:{free_port()}"], "worker": [f"127.0.0.1:{free_port()}" for _ in range(2)],
-               "ps": [f"127.0.0.1:{free_port()}"]}
-    command = train_command(workdir, id_stream, strategy="parameter_server", **CLUSTER_OVERRIDES)
-    servers = []
-    try:
-        for task_type, index in (("ps", 0), ("worker", 0), ("worker", 1)):
-            env = subprocess_env()
-            env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})
-            servers.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.PIPE, text=True))
-        env = subprocess_env()
-        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}})
-        chief = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
-        assert all(s.poll() is None for s in servers), "a worker or ps task exited early"
-    finally:
-        for server in servers:
-            server.kill()
+    chief, _ = run_parameter_server_cluster(
+        train_command(workdir, id_stream, strategy="parameter_server", **CLUSTER_OVERRIDES))
     assert chief.returncode == 0, chief.stderr[-4000:]
     # One step = one worker's batch of 64 from its own stream.
     _check_outputs(workdir, id_stream, steps=sum(-(-n // 64) for n in _shares(id_stream, 2)))
