@@ -35,12 +35,13 @@ def run_main(module_name: str, *args: str, parser: str | None = None) -> subproc
     before = set(flags.FLAGS)
     was_imported = module_name in sys.modules
     was_parsed = flags.FLAGS.is_parsed()
-    cwd = os.getcwd()
+    cwd, saved_argv = os.getcwd(), sys.argv
     stdout, stderr = io.StringIO(), io.StringIO()
     argv = [module_name.rsplit(".", 1)[-1], *args]
     status = 0
     try:
         os.chdir(REPO_ROOT)  # config files are given relative to the repository, as the docs run the jobs
+        sys.argv = argv  # what app.run parses; ml_collections reads --config.<key> overrides from it
         module = importlib.import_module(module_name)
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
@@ -59,6 +60,7 @@ def run_main(module_name: str, *args: str, parser: str | None = None) -> subproc
                     status = e.code or 0
     finally:
         os.chdir(cwd)
+        sys.argv = saved_argv
         console.configure(1)  # undoes what a quiet main set up in this process
         for name in set(flags.FLAGS) - before:
             if name in flags.FLAGS:  # (a flag with a short name is listed twice)

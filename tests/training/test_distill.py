@@ -14,6 +14,7 @@ from recsys.training.distill import DistillSpec
 from recsys.training.export import export_saved_model
 from recsys.training.loop import Trainer
 from tests.conftest import CRITEO_SAMPLE
+from tests.entry_points import run_main
 from tests.training.helpers import (
     FEATURES,
     REPO_ROOT,
@@ -119,9 +120,10 @@ def test_cli_fails_fast_on_a_teacher_without_the_serving_signature(stream, tmp_p
     module = tf.Module()
     module.f = tf.function(lambda x: {"scores": x * 2.0}, input_signature=[tf.TensorSpec([None], tf.float32)])
     tf.saved_model.save(module, str(tmp_path / "wrong"), signatures={"predict": module.f})
-    result = subprocess.run(
-        train_command(tmp_path / "run", stream, **{"distill.teacher": str(tmp_path / "wrong")}),
-        cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    # The job's main in this process (issue 17: a fresh Python with TensorFlow costs seconds); the command's own
+    # process runs in tests/pipelines/test_console.py and tests/training/test_resume.py.
+    result = run_main("pipelines.train", *train_command(tmp_path / "run", stream,
+                                                        **{"distill.teacher": str(tmp_path / "wrong")})[3:])
     assert result.returncode == 1, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert "no 'serving_default' signature" in last and "predict" in last, last
