@@ -62,8 +62,10 @@ def run_main(module_name: str, *args: str, parser: str | None = None) -> subproc
         os.chdir(cwd)
         sys.argv = saved_argv
         console.configure(1)  # undoes what a quiet main set up in this process
+        # The job's own flags and its config's `--config.<key>` overrides; flags that a library imported on the way
+        # defined (absl.logging's --verbosity, ...) stay, as the library stays imported.
         for name in set(flags.FLAGS) - before:
-            if name in flags.FLAGS:  # (a flag with a short name is listed twice)
+            if name in flags.FLAGS and ("." in name or flags.FLAGS.find_module_defining_flag(name) == module_name):
                 delattr(flags.FLAGS, name)
         if not was_parsed:
             flags.FLAGS.unparse_flags()
