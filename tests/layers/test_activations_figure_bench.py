@@ -10,6 +10,7 @@ import pytest
 
 from recsys.bench import activations as bench
 from recsys.plots import activations as plots
+from tests.entry_points import run_main
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -47,14 +48,8 @@ def test_plot_entry_point_writes_the_figure_and_fails_cleanly(tmp_path):
     assert image.shape[:2] == (30 * 7, 30 * 4 * len(plots.PANELS))  # 2 rows x 5 panels at 30 dpi
     assert image[..., :3].std() > 0.05  # not blank
 
-    bad = subprocess.run(
-        [sys.executable, "-m", "pipelines.plot_activations", f"--output={tmp_path / 'x.png'}", "--x_min=5"],
-        cwd=REPO_ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    # The bad range through the job's main in this process: a second fresh Python would cost seconds (issue 17).
+    bad = run_main("pipelines.plot_activations", f"--output={tmp_path / 'x.png'}", "--x_min=5")
     assert bad.returncode == 1 and not (tmp_path / "x.png").exists()
     error_lines = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
     assert error_lines == ["error: --x_min must be < --x_max. Received: x_min=5.0, x_max=4.0"]

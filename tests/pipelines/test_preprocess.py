@@ -23,6 +23,7 @@ from pipelines.preprocess import transforms
 from recsys.data import criteo, preprocessing
 from recsys.data.features import FeatureSet, criteo_feature_set
 from tests.conftest import CRITEO_SAMPLE, REPO_ROOT
+from tests.entry_points import run_main
 
 SAMPLE_ROWS_PER_SHARD = 3000
 
@@ -56,6 +57,12 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "pipelines.preprocess", *args],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
     )
+
+
+def _run_main(*args: str) -> subprocess.CompletedProcess:
+    """The job's main with its own flags parser, in this process (issue 17: a fresh Python costs seconds); the
+    entry point itself runs in a subprocess in `sample_run` and in tests/pipelines/test_console.py."""
+    return run_main("pipelines.preprocess.__main__", *args, parser="_parse_flags")
 
 
 @pytest.fixture(scope="module")
@@ -370,14 +377,14 @@ def test_vocab_rows_beyond_the_log_counts_every_row(vocab_rows_runs):
     ],
 )
 def test_bad_flags_exit_with_a_message(flags, message, tmp_path):
-    result = _run_cli(f"--input={CRITEO_SAMPLE}", f"--output_dir={tmp_path / 'out'}", *flags)
+    result = _run_main(f"--input={CRITEO_SAMPLE}", f"--output_dir={tmp_path / 'out'}", *flags)
     assert result.returncode != 0
     assert message in result.stderr
     assert not (tmp_path / "out").exists()
 
 
 def test_no_input_files_exit_with_a_message(tmp_path):
-    result = _run_cli(f"--input={tmp_path}/nothing-*.tsv", f"--output_dir={tmp_path / 'out'}")
+    result = _run_main(f"--input={tmp_path}/nothing-*.tsv", f"--output_dir={tmp_path / 'out'}")
     assert result.returncode != 0
     assert "matched no files" in result.stderr
 

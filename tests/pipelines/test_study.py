@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.entry_points import run_main
 
 CONFIG = "configs/study_smoke.py"
 CELL_KEYS = {
@@ -30,6 +31,12 @@ def _study(workdir, *overrides):
     )
 
 
+def _study_in_process(workdir, *overrides):
+    """The job's main in this process: the end-to-end run below costs two fresh Pythons with TensorFlow less (issue
+    17); the command's own process (exit status, one-line error) runs in the bad-config test."""
+    return run_main("pipelines.study", f"--config={CONFIG}", f"--workdir={workdir}", *overrides)
+
+
 def _trainer_files(workdir):
     """Modification times of every trainer output: a skipped cell leaves them untouched."""
     times = {}
@@ -47,7 +54,7 @@ def _load(workdir):
 
 def test_smoke_study_end_to_end_then_resume_skips_finished_cells(tmp_path):
     workdir = tmp_path / "study"
-    first = _study(workdir)
+    first = _study_in_process(workdir)
     assert first.returncode == 0, first.stderr[-3000:]
     results = _load(workdir)
     # The console ends with the short table and one sentence per compared cell (recsys.study.report).
@@ -118,7 +125,7 @@ def test_smoke_study_end_to_end_then_resume_skips_finished_cells(tmp_path):
     assert "## Where the PD comes from" in markdown
 
     before = _trainer_files(workdir)
-    second = _study(workdir)
+    second = _study_in_process(workdir)
     assert second.returncode == 0, second.stderr[-3000:]
     rerun = _load(workdir)
     assert rerun["run"]["cells_trained"] == 0 and rerun["run"]["cells_skipped"] == 4

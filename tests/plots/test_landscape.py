@@ -9,6 +9,7 @@ import pytest
 
 from recsys.plots import landscape
 from tests.conftest import REPO_ROOT
+from tests.entry_points import run_main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = (
@@ -52,11 +53,12 @@ def test_job_writes_figures_and_minima_counts(tmp_path):
     assert [int(cell) for cell in relu_row.strip("|").split("|")[1:]] == expected
 
 
-# Each case starts a process (TensorFlow import ≈ 6 s CPU); the other argument checks are tested in-process below.
+# The job's main in this process (a fresh Python with TensorFlow costs ≈ 6 s CPU a case; the job's process runs
+# above); the other argument checks are tested on the library below.
 @pytest.mark.parametrize(("flag", "message"), [("--betas=0.5,-0.1", "beta=-0.1"), ("--grid=1", "grid=1")])
 def test_job_rejects_bad_flags_before_writing(tmp_path, flag, message):
     output_dir = tmp_path / "figures"
-    result = _run_job(f"--output_dir={output_dir}", flag)
+    result = run_main("pipelines.plot_landscape", f"--output_dir={output_dir}", flag)
     assert result.returncode != 0
     assert message in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("plot_landscape: error:")

@@ -18,3 +18,16 @@ def restore_determinism():
     yield
     if not before:
         tf_config.disable_op_determinism()
+
+
+@pytest.fixture(scope="session")
+def plain_run(stream, tmp_path_factory):
+    """One finished run of `small_config(stream, export_saved_model=True)` on `stream`, shared by the tests that
+    train exactly that as their reference (issue 17: one training instead of one per test). Deterministic, so the
+    same as a run of their own. Read only: (the Trainer, its metrics, its workdir)."""
+    from recsys.training.loop import Trainer
+    from tests.training.helpers import small_config
+
+    workdir = tmp_path_factory.mktemp("plain_run") / "run"
+    trainer = Trainer(small_config(stream, export_saved_model=True), str(workdir))
+    return trainer, trainer.run().metrics, workdir

@@ -14,6 +14,7 @@ from recsys.training.distill import DistillSpec
 from recsys.training.export import export_saved_model
 from recsys.training.loop import Trainer
 from tests.conftest import CRITEO_SAMPLE
+from tests.entry_points import run_main
 from tests.training.helpers import (
     FEATURES,
     REPO_ROOT,
@@ -30,9 +31,8 @@ def _student_weights(trainer: Trainer) -> list[np.ndarray]:
     return [v.numpy() for v in trainer.states[0].model.variables]
 
 
-def test_weight_zero_equals_plain_training_exactly(stream, tmp_path):
-    plain = Trainer(small_config(stream), str(tmp_path / "plain"))
-    plain.run()
+def test_weight_zero_equals_plain_training_exactly(stream, plain_run, tmp_path):
+    plain = plain_run[0]  # small_config(stream), exported too (conftest.py): the same training
     distilled = Trainer(small_config(stream, **{"distill.teacher": "online", "distill.weight": 0.0}),
                         str(tmp_path / "distilled"))
     metrics = distilled.run().metrics
@@ -75,7 +75,7 @@ def _score(path: str, serialized: tf.Tensor) -> np.ndarray:
     return tf.saved_model.load(path).signatures["serving_default"](examples=serialized)["probabilities"].numpy()
 
 
-def test_self_distilled_student_stays_closer_to_its_teacher(stream, tmp_path):
+def test_self_distilled_student_stays_closer_to_its_teacher(stream, plain_run, tmp_path):
     base = small_config(stream, export_saved_model=True)
     init = Trainer(base, str(tmp_path / "init"))
     teacher_path = str(tmp_path / "teacher")
@@ -84,12 +84,12 @@ def test_self_distilled_student_stays_closer_to_its_teacher(stream, tmp_path):
     distilled = small_config(stream, export_saved_model=True,
                              **{"distill.teacher": teacher_path, "distill.weight": 0.9, "distill.temperature": 1.0})
     Trainer(distilled, str(tmp_path / "distilled")).run()
-    Trainer(base, str(tmp_path / "plain")).run()
+    plain = plain_run[2]  # `base` trained (conftest.py)
 
     serialized = next(iter(make_dataset(stream, FEATURES, 1200, keep_serialized=True)))["__serialized__"]
     teacher = _score(teacher_path, serialized)
     gap_distilled = np.mean(np.abs(_score(str(tmp_path / "distilled" / "saved_model"), serialized) - teacher))
-    gap_plain = np.mean(np.abs(_score(str(tmp_path / "plain" / "saved_model"), serialized) - teacher))
+    gap_plain = np.mean(np.abs(_score(str(plain / "saved_model"), serialized) - teacher))
     assert gap_distilled < 0.5 * gap_plain, (gap_distilled, gap_plain)
 
 
@@ -119,9 +119,10 @@ def test_cli_fails_fast_on_a_teacher_without_the_serving_signature(stream, tmp_p
     module = tf.Module()
     module.f = tf.function(lambda x: {"scores": x * 2.0}, input_signature=[tf.TensorSpec([None], tf.float32)])
     tf.saved_model.save(module, str(tmp_path / "wrong"), signatures={"predict": module.f})
-    result = subprocess.run(
-        train_command(tmp_path / "run", stream, **{"distill.teacher": str(tmp_path / "wrong")}),
-        cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    # The job's main in this process (issue 17: a fresh Python with TensorFlow costs seconds); the command's own
+    # process runs in tests/pipelines/test_console.py and tests/training/test_resume.py.
+    result = run_main("pipelines.train", *train_command(tmp_path / "run", stream,
+                                                        **{"distill.teacher": str(tmp_path / "wrong")})[3:])
     assert result.returncode == 1, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert "no 'serving_default' signature" in last and "predict" in last, last

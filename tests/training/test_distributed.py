@@ -38,7 +38,7 @@ def _compare_with_single_device(metrics, data, tmp_path, **settling):
         assert metrics[key] == pytest.approx(single[key], rel=1e-3), key
 
 
-def test_multi_worker_mirrored_two_worker_processes(stream, tmp_path):
+def test_multi_worker_mirrored_two_worker_processes(stream, plain_run, tmp_path):
     workdir = tmp_path / "run"
     cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
     command = train_command(workdir, stream, strategy="multi_worker_mirrored", **OVERRIDES)
@@ -49,8 +49,8 @@ def test_multi_worker_mirrored_two_worker_processes(stream, tmp_path):
         processes.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.PIPE, text=True))
     try:
-        # Runs while the workers start up; compared below.
-        single = train(small_config(stream, **OVERRIDES), str(tmp_path / "single")).metrics
+        # The same config on one device (OVERRIDES are plain_run's), trained once for the session (conftest.py).
+        single = plain_run[1]
         errors = [p.communicate(timeout=600)[1] for p in processes]
     finally:
         for p in processes:

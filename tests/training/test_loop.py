@@ -52,11 +52,10 @@ def test_progressive_metrics_equal_a_manual_score_then_train_loop(stream, tmp_pa
         np.testing.assert_allclose(trained.numpy(), reference.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_outputs_and_metrics_json(stream, tmp_path):
-    workdir = tmp_path / "run"
-    config = small_config(stream, export_saved_model=True)
-    train(config, str(workdir))
+def test_outputs_and_metrics_json(stream, plain_run):
+    _, returned, workdir = plain_run  # small_config(stream, export_saved_model=True), trained once (conftest.py)
     metrics = _metrics(workdir)
+    assert metrics == returned
     for key in ("examples", "progressive_auc", "progressive_logloss", "progressive_calibration", "examples_per_sec",
                 "progressive_window_auc", "steps"):
         assert key in metrics, key

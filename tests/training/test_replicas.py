@@ -29,7 +29,7 @@ def _serve(path: str, serialized: list[bytes]) -> np.ndarray:
 
 
 def test_shuffle_replicas_see_the_same_examples_per_window_and_pd_matches_recorded_predictions(
-        stream, tmp_path, restore_determinism):
+        stream, plain_run, tmp_path, restore_determinism):
     workdir = tmp_path / "run"
     config = small_config(stream, **{"replicas.count": 2, "replicas.noise": "shuffle", "export_saved_model": True})
     trainer = Trainer(config, str(workdir), record_predictions=True)
@@ -54,7 +54,7 @@ def test_shuffle_replicas_see_the_same_examples_per_window_and_pd_matches_record
     assert 0 < metrics["progressive_relative_pd"] < 1
 
     # Replica 0 is exactly an ordinary run (its data seed is seed.data); top-level metrics are replica 0's.
-    single = train(small_config(stream), str(tmp_path / "single")).metrics
+    single = plain_run[1]  # small_config(stream), exported too (conftest.py): the same training
     assert metrics["replicas"][0] == single["replicas"][0]
     assert metrics["progressive_auc"] == single["progressive_auc"] == metrics["replicas"][0]["progressive_auc"]
     assert metrics["replicas"][1]["progressive_logloss"] != metrics["replicas"][0]["progressive_logloss"]

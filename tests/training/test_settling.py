@@ -197,7 +197,7 @@ def test_a_decaying_schedule_reads_its_length_from_the_stream(tmp_path):
 # Jitter.
 
 
-def test_jitter_is_zero_for_a_model_that_does_not_train_and_positive_for_one_that_does(stream, tmp_path,
+def test_jitter_is_zero_for_a_model_that_does_not_train_and_positive_for_one_that_does(stream, plain_run, tmp_path,
                                                                                        restore_determinism):
     config = small_config(stream, **{"jitter_steps": 2})
     frozen = Trainer(config, str(tmp_path / "frozen"))
@@ -213,7 +213,7 @@ def test_jitter_is_zero_for_a_model_that_does_not_train_and_positive_for_one_tha
     assert trained["jitter_models"][0]["jitter_relative_pd"] == trained["jitter_relative_pd"]
     assert 0 < trained["jitter_snapshot_calibration"] < 10
     # The jitter steps do not change training: the same weights and metrics as without them.
-    plain = train(small_config(stream), str(tmp_path / "plain")).metrics
+    plain = plain_run[1]  # small_config(stream), exported too (conftest.py): the same training
     assert trained["progressive_logloss"] == plain["progressive_logloss"]
     scalars = read_scalars(str(tmp_path / "trained" / "tb"))
     assert {"jitter/relative_pd", "jitter/window_relative_pd", "jitter/snapshot_calibration"} <= set(scalars)
