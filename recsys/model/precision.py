@@ -45,10 +45,16 @@ def precision_policy(value: str) -> Iterator[tf.keras.mixed_precision.Policy]:
     """Layers constructed inside use the policy `value` ("" = float32); the previous global policy is restored
     on exit, also on error."""
     check_mixed_precision(value)
+    if not value:
+        # float32: the global policy is left alone. Setting one, even "float32", pins it: layers then stop taking
+        # their dtype from `floatx` (recsys.plots.landscape builds float64 layers that way).
+        yield tf.keras.mixed_precision.global_policy()
+        return
     previous = tf.keras.mixed_precision.global_policy()
-    policy = tf.keras.mixed_precision.Policy(value or "float32")
+    policy = tf.keras.mixed_precision.Policy(value)
     tf.keras.mixed_precision.set_global_policy(policy)
     try:
         yield policy
     finally:
-        tf.keras.mixed_precision.set_global_policy(previous)
+        # Back to the default policy (which follows floatx) rather than pinning it, unless another was set.
+        tf.keras.mixed_precision.set_global_policy(None if previous.name == tf.keras.backend.floatx() else previous)

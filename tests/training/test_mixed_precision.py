@@ -29,7 +29,25 @@ def learnable(tmp_path_factory) -> str:
 def float32_policy_after():
     yield
     assert tf.keras.mixed_precision.global_policy().name == "float32"  # nothing leaked into later tests
-    tf.keras.mixed_precision.set_global_policy("float32")
+    tf.keras.mixed_precision.set_global_policy(None)  # the default, which follows floatx
+
+
+def test_building_under_a_policy_leaves_layers_following_floatx(float32_policy_after):
+    """After a float32 or bfloat16 build the global policy is the default again: layers built later still take
+    their dtype from floatx (recsys.plots.landscape builds float64 layers by switching floatx)."""
+    from recsys.model.precision import precision_policy
+
+    for value in ("", "mixed_bfloat16"):
+        with precision_policy(value):
+            pass
+        previous = tf.keras.backend.floatx()
+        tf.keras.backend.set_floatx("float64")
+        try:
+            layer = tf.keras.layers.Dense(1)
+            layer.build((None, 2))
+            assert layer.kernel.dtype == tf.float64, value
+        finally:
+            tf.keras.backend.set_floatx(previous)
 
 
 def test_mixed_bfloat16_trains_with_float32_variables_metrics_and_export(learnable, tmp_path, float32_policy_after,
