@@ -13,6 +13,7 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
 from absl import flags
 
@@ -20,14 +21,15 @@ from recsys import console
 from tests.conftest import REPO_ROOT
 
 
-def run_main(module_name: str, *args: str, parser: str | None = None) -> subprocess.CompletedProcess:
+def run_main(module_name: str, *args: str, parser: Callable | None = None) -> subprocess.CompletedProcess:
     """Imports `module_name`, parses `args` as its command line and calls its `main`; returns the exit status and
     what the job printed. As app.run does: a flag error exits 1 with "FATAL Flags parsing error: ...",
     `sys.exit("text")` prints the text and exits 1, a returned int is the status.
 
     Args:
-      parser: the name of the job's own flags parser in the module (app.run's `flags_parser`), e.g.
-        "_parse_flags"; it gets argv and returns the argv handed to `main`. Default: absl's FLAGS(argv).
+      parser: the job's flags parser (app.run's `flags_parser`), e.g. `pipelines.parse_known_flags`; it gets argv
+        and returns the argv handed to `main`, and prints its own one-line error and exits on a bad flag. Default:
+        absl's FLAGS(argv).
 
     The flags the module defines are removed afterwards and the module forgotten, so jobs that define flags of the
     same name (train and study: --config, --workdir) can each be run; the console's quiet settings are undone.
@@ -46,7 +48,7 @@ def run_main(module_name: str, *args: str, parser: str | None = None) -> subproc
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
                 try:
-                    remaining = getattr(module, parser)(argv) if parser else flags.FLAGS(argv)
+                    remaining = parser(argv) if parser else flags.FLAGS(argv)
                 except flags.Error as e:
                     print(f"FATAL Flags parsing error: {e}", file=sys.stderr)
                     sys.exit(1)

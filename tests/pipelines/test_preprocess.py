@@ -62,7 +62,9 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess:
 def _run_main(*args: str) -> subprocess.CompletedProcess:
     """The job's main with its own flags parser, in this process (issue 17: a fresh Python costs seconds); the
     entry point itself runs in a subprocess in `sample_run` and in tests/pipelines/test_console.py."""
-    return run_main("pipelines.preprocess.__main__", *args, parser="_parse_flags")
+    from pipelines import parse_known_flags
+
+    return run_main("pipelines.preprocess.__main__", *args, parser=parse_known_flags)
 
 
 @pytest.fixture(scope="module")
