@@ -144,3 +144,24 @@ def run_parameter_server_cluster(command: list[str], workers: int = 2) -> tuple[
         for server in servers:
             server.kill()
     return chief, [server.communicate()[1] for server in servers]
+
+
+def run_multi_worker_cluster(command: list[str], workers: int = 2) -> list[str]:
+    """Runs `command` as a loopback MultiWorkerMirrored cluster of `workers` worker processes; fails the test,
+    with the end of its stderr, if one of them does not exit 0. Returns each worker's stderr."""
+    cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(workers)]}
+    processes = []
+    try:
+        for index in range(workers):
+            env = subprocess_env()
+            env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+            processes.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.PIPE, text=True))
+        errors = [p.communicate(timeout=600)[1] for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+    for p, err in zip(processes, errors, strict=True):
+        assert p.returncode == 0, err[-4000:]
+    return errors

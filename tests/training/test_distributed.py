@@ -11,7 +11,7 @@ from recsys.training.loop import train
 from tests.training.helpers import (
     REPO_ROOT,
     cli_flags,
-    free_port,
+    run_multi_worker_cluster,
     run_parameter_server_cluster,
     small_config,
     subprocess_env,
@@ -40,24 +40,9 @@ def _compare_with_single_device(metrics, data, tmp_path, **settling):
 
 def test_multi_worker_mirrored_two_worker_processes(stream, plain_run, tmp_path):
     workdir = tmp_path / "run"
-    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
-    command = train_command(workdir, stream, strategy="multi_worker_mirrored", **OVERRIDES)
-    processes = []
-    for index in range(2):
-        env = subprocess_env()
-        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        processes.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.PIPE, text=True))
-    try:
-        # The same config on one device (OVERRIDES are plain_run's), trained once for the session (conftest.py).
-        single = plain_run[1]
-        errors = [p.communicate(timeout=600)[1] for p in processes]
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-    for p, err in zip(processes, errors, strict=True):
-        assert p.returncode == 0, err[-4000:]
+    errors = run_multi_worker_cluster(train_command(workdir, stream, strategy="multi_worker_mirrored", **OVERRIDES))
+    # The same config on one device (OVERRIDES are plain_run's), trained once for the session (conftest.py).
+    single = plain_run[1]
     metrics = json.loads((workdir / "metrics.json").read_text())
     assert metrics["strategy"] == "multi_worker_mirrored" and metrics["num_replicas_in_sync"] == 2
     assert metrics["examples"] == single["examples"] == 1200 and metrics["steps"] == single["steps"] == 19

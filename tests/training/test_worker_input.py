@@ -6,7 +6,6 @@ workers, parameter servers with 1 chief, 2 workers, 1 ps) that count what each w
 """
 import json
 import pathlib
-import subprocess
 
 import numpy as np
 import pytest
@@ -15,11 +14,9 @@ import tensorflow as tf
 from recsys.data.input import DataSource, WorkerShare, assign_files
 from tests.training.helpers import (
     FEATURES,
-    REPO_ROOT,
-    free_port,
+    run_multi_worker_cluster,
     run_parameter_server_cluster,
     small_config,
-    subprocess_env,
     toy_rows,
     train_command,
     write_examples,
@@ -162,22 +159,8 @@ def _check_outputs(workdir: pathlib.Path, stream: str, steps: int) -> dict:
 @pytest.mark.slow
 def test_multi_worker_mirrored_workers_read_their_own_files(id_stream, tmp_path):
     workdir = tmp_path / "run"
-    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
-    command = train_command(workdir, id_stream, strategy="multi_worker_mirrored", **CLUSTER_OVERRIDES)
-    processes = []
-    try:
-        for index in range(2):
-            env = subprocess_env()
-            env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-            processes.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                                              stderr=subprocess.PIPE, text=True))
-        errors = [p.communicate(timeout=600)[1] for p in processes]
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-    for p, err in zip(processes, errors, strict=True):
-        assert p.returncode == 0, err[-4000:]
+    run_multi_worker_cluster(
+        train_command(workdir, id_stream, strategy="multi_worker_mirrored", **CLUSTER_OVERRIDES))
     # Every global step takes B/k = 32 examples from each worker until its share runs out: the longer share sets
     # the number of steps.
     _check_outputs(workdir, id_stream, steps=max(-(-n // 32) for n in _shares(id_stream, 2)))
