@@ -112,14 +112,9 @@ class Trainer:
         num_models: int | None = None,
         record_predictions: bool = False,
     ):
-        if config.strategy not in strategy_lib.LOOP_STRATEGIES:
-            if config.strategy not in strategy_lib.STRATEGIES:
-                raise ValueError(
-                    f"`config.strategy` must be one of {strategy_lib.STRATEGIES}. Received: {config.strategy!r}"
-                )
+        if config.strategy not in strategy_lib.LOOP_STRATEGIES:  # every strategy since `tpu` joined the loop
             raise ValueError(
-                f"strategy={config.strategy!r} is not run by this trainer (it runs {strategy_lib.LOOP_STRATEGIES}); "
-                "see docs/training.md, 'Strategies'."
+                f"`config.strategy` must be one of {strategy_lib.STRATEGIES}. Received: {config.strategy!r}"
             )
         _check_static_shapes(config)
         _check_positive_int("config.log_every_steps", config.log_every_steps)
