@@ -74,3 +74,17 @@ def run_main(module_name: str, *args: str, parser: Callable | None = None) -> su
         if not was_imported:
             sys.modules.pop(module_name, None)
     return subprocess.CompletedProcess(argv, status, stdout.getvalue(), stderr.getvalue())
+
+
+def run_command(command: list[str]) -> subprocess.CompletedProcess:
+    """`[sys.executable, "-m", "pipelines.<job>", *args]` (e.g. `tests.training.helpers.train_command`) run in this
+    process by `run_main`, with the job's own flags parser (`pipelines.parse_flags`; the preprocessing job's
+    `parse_known_flags`). For tests of what a job does with its input; the process boundary has its own tests."""
+    from pipelines import parse_flags, parse_known_flags
+
+    if command[:2] != [sys.executable, "-m"] or not command[2].startswith("pipelines."):
+        raise ValueError(f"not a `python -m pipelines.<job>` command: {command[:3]}")
+    module = command[2]
+    if module == "pipelines.preprocess":
+        return run_main("pipelines.preprocess.__main__", *command[3:], parser=parse_known_flags)
+    return run_main(module, *command[3:], parser=parse_flags)

@@ -1,5 +1,7 @@
 """The fault suite (issue 18): ordinary mistakes end with a non-zero status and one line that names the file, and
-lose no earlier output. Jobs run through their real command lines in subprocesses where the fault is the CLI's.
+lose no earlier output. Jobs run on their real command lines through their own `main` and flags parser in this
+process (`tests.entry_points.run_command`: a fresh Python with TensorFlow costs seconds, issue 17); what only the
+process shows (app.run's exit status, the quiet console) is tested in tests/pipelines/test_console.py.
 
 Each test asserts the exit status, the last stderr line, and that what was there before is still there.
 """
@@ -16,16 +18,16 @@ from recsys.data import fingerprint, preprocessing
 from recsys.data.features import FeatureSet
 from recsys.testing import export_toy_saved_model, write_toy_tfrecords
 from tests.conftest import CRITEO_SAMPLE
-from tests.training.helpers import FEATURES, REPO_ROOT, subprocess_env, train_command, write_stream
+from tests.entry_points import run_command
+from tests.training.helpers import FEATURES, train_command, write_stream
 
 # Same schema and vocabulary sizes as FEATURES, another vocabulary: its ids stay in range, so only the
 # fingerprint can tell the two apart.
 OTHER = FeatureSet.from_json(fingerprint.stamp({**FEATURES.to_json(), "vocab_digests": {"C1": "0" * 64}}))
 
 
-def _run(command, **kwargs):
-    return subprocess.run(command, cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True,
-                          timeout=600, **kwargs)
+def _run(command):
+    return run_command([str(part) for part in command])
 
 
 def _last_line(stderr: str) -> str:

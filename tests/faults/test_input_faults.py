@@ -2,9 +2,10 @@
 zero-byte and garbage shards in the trainer's pattern; a deleted model folder and empty data in compare; the study's
 raw-TSV copy; SIGTERM then resume.
 
-Each job's cases run through the job's own `main` on its parsed flags, all cases of one job in ONE fresh Python
-(`_MAINS`, as tests/pipelines/test_compare.py does: a Python with TensorFlow costs seconds to start). Each test
-asserts the exit status, the last stderr line (or the summary line), and that what was there before is still there.
+Each job's cases run through the job's own `main` and flags parser in this process (`_run_mains`: a fresh Python with
+TensorFlow costs seconds to start, issue 17); the process boundary (app.run's exit status, the quiet console) is
+tested in tests/pipelines/test_console.py, SIGTERM below. Each test asserts the exit status, the last stderr line
+(or the summary line), and that what was there before is still there.
 """
 import collections
 import hashlib
@@ -23,55 +24,31 @@ import pytest
 from recsys.data import fingerprint, preprocessing
 from recsys.testing import export_toy_saved_model, write_toy_tfrecords
 from tests.conftest import CRITEO_SAMPLE
+from tests.entry_points import run_command
 from tests.training.conftest import restore_determinism  # noqa: F401  (a fixture of the SIGTERM test)
 from tests.training.helpers import FEATURES, REPO_ROOT, cli_flags, subprocess_env, write_stream
 
-# Runs `<module>.main` on each case's flags in this one process. A case is {"args": [...], "watch": dir or None};
-# the digests of every file under `watch` are taken before and after the run.
-_MAINS = """
-import contextlib, hashlib, importlib, io, json, pathlib, sys
-from absl import flags
-module_name, cases, out_path = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
-module = importlib.import_module(module_name)
+Run = collections.namedtuple("Run", "returncode stdout stderr before after")
 
-def digests(directory):
+
+def _digests(directory) -> dict[str, str]:
     if not directory or not pathlib.Path(directory).exists():
         return {}
     root = pathlib.Path(directory)
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
 
-runs = []
-for case in cases:
-    flags.FLAGS.unparse_flags()
-    for name in [n for n in flags.FLAGS if n.startswith("config.")]:  # config_flags defines them at each parse
-        delattr(flags.FLAGS, name)
-    sys.argv = [module_name, *case["args"]]  # config_flags reads its --config.* overrides from sys.argv
-    argv = flags.FLAGS(sys.argv)
-    before = digests(case["watch"])
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        try:
-            status = module.main(argv) or 0
-        except SystemExit as e:  # what the interpreter does with it: a message goes to stderr, status 1
-            status = e.code if isinstance(e.code, int) else 1
-            if isinstance(e.code, str):
-                print(e.code, file=sys.stderr)
-    runs.append({"returncode": status, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(),
-                 "before": before, "after": digests(case["watch"])})
-with open(out_path, "w") as f:
-    json.dump(runs, f)
-"""
 
-Run = collections.namedtuple("Run", "returncode stdout stderr before after")
-
-
-def _run_mains(module: str, cases: dict[str, dict], out: pathlib.Path) -> dict[str, Run]:
-    result = subprocess.run([sys.executable, "-c", _MAINS, module, json.dumps(list(cases.values())), str(out)],
-                            cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs = json.loads(out.read_text())
-    return {name: Run(**run) for name, run in zip(cases, runs, strict=True)}
+def _run_mains(module: str, cases: dict[str, dict]) -> dict[str, Run]:
+    """Each case's command line (`{"args": [...], "watch": dir or None}`) through `<module>`'s own `main` and flags
+    parser, in this process (`tests.entry_points.run_command`); the digests of every file under `watch` are taken
+    before and after the run."""
+    runs = {}
+    for name, case in cases.items():
+        before = _digests(case["watch"])
+        result = run_command([sys.executable, "-m", module, *case["args"]])
+        runs[name] = Run(result.returncode, result.stdout, result.stderr, before, _digests(case["watch"]))
+    return runs
 
 
 def _last_line(text: str) -> str:
@@ -127,7 +104,7 @@ def preprocess_runs(tmp_path_factory):
         "empty": _case(f"--input={root / 'empty.tsv'}", f"--output_dir={out / 'lf'}", "--overwrite", *HASH,
                        watch=out / "lf"),
     }
-    runs = _run_mains("pipelines.preprocess.__main__", cases, root / "runs.json")
+    runs = _run_mains("pipelines.preprocess", cases)
     return {"root": root, "out": out, "runs": runs}
 
 
@@ -239,7 +216,7 @@ def train_runs(tmp_path_factory):
         workdir.mkdir(parents=True)
         (workdir / "notes.txt").write_text("earlier output")
         cases[name] = _case(f"--workdir={workdir}", *cli_flags(pattern), watch=workdir)
-    return {"root": root, "runs": _run_mains("pipelines.train", cases, root / "runs.json")}
+    return {"root": root, "runs": _run_mains("pipelines.train", cases)}
 
 
 def _assert_train_refused(train_runs, name: str, message: str) -> None:
@@ -362,7 +339,7 @@ def compare_runs(tmp_path_factory):
         "zero_bytes": _case(models, f"--data={root / 'zero_bytes' / 'part-*'}", f"--output={earlier}", watch=earlier),
         "no_records": _case(models, f"--data={root / 'no_records' / 'part-*'}", f"--output={earlier}", watch=earlier),
     }
-    return {"root": root, "runs": _run_mains("pipelines.compare", cases, root / "runs.json")}
+    return {"root": root, "runs": _run_mains("pipelines.compare", cases)}
 
 
 def _assert_compare_refused(compare_runs, name: str, message: str) -> None:

@@ -1,7 +1,6 @@
 """A trainer run's earlier snapshot (`recsys.training.snapshots`) and the comparator's `--self_pd` built on it."""
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -10,7 +9,8 @@ import tensorflow as tf
 
 from recsys.metrics import pd
 from recsys.training import snapshots
-from tests.training.helpers import REPO_ROOT, small_config, subprocess_env, workdir_at_checkpoint
+from tests.entry_points import run_command
+from tests.training.helpers import small_config, workdir_at_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +83,10 @@ def test_compare_reports_self_pd_next_to_the_pd_between_models(run, stream, tmp_
     foreign = tmp_path / "foreign"
     export_toy_saved_model(str(foreign), FEATURES, seed=0, scale=0.05)
     out = tmp_path / "out"
-    result = subprocess.run(
+    # In this process (issue 17); the command's own process is tested in tests/pipelines/test_console.py.
+    result = run_command(
         [sys.executable, "-m", "pipelines.compare", f"--models={workdir / 'saved_model'},{workdir / 'saved_model_1'},"
-         f"{foreign}", f"--data={stream}", f"--output={out}", "--bootstrap=0", "--self_pd"],
-        cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+         f"{foreign}", f"--data={stream}", f"--output={out}", "--bootstrap=0", "--self_pd"])
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
     entries = report["self_pd"]["models"]
