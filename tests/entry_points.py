@@ -34,6 +34,7 @@ def run_main(module_name: str, *args: str, parser: Callable | None = None) -> su
     The flags the module defines are removed afterwards and the module forgotten, so jobs that define flags of the
     same name (train and study: --config, --workdir) can each be run; the console's quiet settings are undone.
     """
+    parked = _park_other_jobs_flags(module_name)
     before = set(flags.FLAGS)
     was_imported = module_name in sys.modules
     was_parsed = flags.FLAGS.is_parsed()
@@ -73,7 +74,24 @@ def run_main(module_name: str, *args: str, parser: Callable | None = None) -> su
             flags.FLAGS.unparse_flags()
         if not was_imported:
             sys.modules.pop(module_name, None)
+        for owner, flag in parked:
+            flags.FLAGS[flag.name] = flag
+            flags.FLAGS.register_flag_by_module(owner, flag)
     return subprocess.CompletedProcess(argv, status, stdout.getvalue(), stderr.getvalue())
+
+
+def _park_other_jobs_flags(module_name: str) -> list[tuple[str, flags.Flag]]:
+    """Removes the flags of other entry points a test imported (a benchmark's module, e.g. `recsys.bench.trainer`
+    for its data writer) for the duration of one `run_main`, so the job can define flags of the same name (both
+    define --batch_size); returns them (with their module) to put back."""
+    parked = []
+    for owner, owned in flags.FLAGS.flags_by_module_dict().items():
+        if owner != module_name and owner.startswith(("recsys.bench.", "pipelines.")):
+            parked.extend((owner, flag) for flag in owned)
+    for _, flag in parked:
+        if flag.name in flags.FLAGS:
+            delattr(flags.FLAGS, flag.name)
+    return parked
 
 
 def run_command(command: list[str]) -> subprocess.CompletedProcess:
