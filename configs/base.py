@@ -68,12 +68,14 @@ def get_config() -> ml_collections.ConfigDict:
     config.optimizer.schedule_examples = 0
 
     # Weight averaging (docs/training.md, "Settling"): an exponential moving average of every trainable weight,
-    # a <- d·a + (1 - d)·w after each step once start_examples have been consumed (before: a = w); 0 = off.
-    # export: which weights the SavedModels hold (averaged | live); progressive_averaged: also score each batch
-    # with the averaged weights before training (one more forward pass).
+    # a <- d^k·a + (1 - d^k)·w after every k-th step (k = every_steps, at most 1/(1 - d)) once start_examples have
+    # been consumed (before: a = w); ema_decay 0 = off. Each update is a dense pass over every weight, tables
+    # included: k > 1 divides its cost by k. export: which weights the SavedModels hold (averaged | live);
+    # progressive_averaged: also score each batch with the averaged weights before training (one more forward pass).
     config.averaging = ml_collections.ConfigDict()
     config.averaging.ema_decay = 0.0
     config.averaging.start_examples = 0
+    config.averaging.every_steps = 1
     config.averaging.export = "averaged"
     config.averaging.progressive_averaged = False
 

@@ -14,9 +14,10 @@ Ratios (targets from the trainer issue):
   4. `--replicas_only`: replica mode (issue 7), R=2 replicas (noise=shuffle: one parsed stream, one order per
      replica, progressive PD) vs a single model on the same windowed-shuffle stream: time per example ≤ 1.9×;
   5. `--settling_only`: the settling options (issue 15) vs plain training, time per example (target ≤ 1.05× for
-     EMA and for the jitter metric): weight averaging (EMA of every weight, embedding tables included, each
-     step), EMA with the averaged weights' progressive validation (one more forward pass per step), the jitter
-     metric every `--jitter_steps` steps, and all of them;
+     EMA and for the jitter metric): weight averaging (EMA of every weight, embedding tables included) updated
+     every step and every `--ema_every_steps` steps, EMA with the averaged weights' progressive validation (one
+     more forward pass per step), the jitter metric every `--jitter_steps` steps, and all of them; then how far
+     the every-k-steps average is from the every-step one (relative PD of their predictions), next to the jitter;
   6. `--id_check_only`: the model's in-graph id range check (`CTRModel.embed` asserts 0 <= id < vocab_size for every
      categorical feature, so data of another feature contract fails naming the feature) vs the same trainer with
      the check removed inside this benchmark only (`_without_id_check`): time per example.
@@ -31,7 +32,7 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from absl import app, flags
 
@@ -47,6 +48,7 @@ _REPLICAS_ONLY = flags.DEFINE_bool("replicas_only", False, "Only replica mode: R
 _SETTLING_ONLY = flags.DEFINE_bool("settling_only", False, "Only the settling options (EMA, jitter) vs plain.")
 _JITTER_STEPS = flags.DEFINE_integer("jitter_steps", 20, "N of the jitter metric (--settling_only).")
 _EMA_DECAY = flags.DEFINE_float("ema_decay", 0.999, "EMA decay (--settling_only).")
+_EMA_EVERY_STEPS = flags.DEFINE_integer("ema_every_steps", 10, "k of the EMA updated every k steps (--settling_only).")
 _ID_CHECK_ONLY = flags.DEFINE_bool("id_check_only", False, "Only the model's in-graph id range check: with vs "
                                    "without (removed in this benchmark's process only).")
 _EMBED_ONLY = flags.DEFINE_bool("embed_only", False, "With --id_check_only: only the embedding-part micro-benchmark.")
@@ -77,11 +79,13 @@ def _write_data(directory: str, examples: int, vocab_size: int) -> str:
 
 def _trainer_rate(data: str, workdir: str, batch_size: int, activation: str = "relu", progressive: bool = True,
                   plain: bool = False, normalization: str = "layer", replicas: int = 1,
-                  shuffle: str = "none", overrides: dict | None = None, id_check: bool = True) -> tuple[float, float]:
+                  shuffle: str = "none", overrides: dict | None = None, id_check: bool = True,
+                  keep: list | None = None) -> tuple[float, float]:
     """The trainer's steady (examples/s, examples per CPU second) on configs/criteo_toy.py.
 
     `plain`: no normalisation, no clipping. `overrides`: more config keys (dotted, e.g. "averaging.ema_decay").
-    `id_check=False`: the model without its in-graph id range check (`_without_id_check`).
+    `id_check=False`: the model without its in-graph id range check (`_without_id_check`). `keep`: the finished
+    `Trainer` and its metrics are appended to it.
     """
     from configs import criteo_toy
     from recsys.training.loop import Trainer
@@ -107,6 +111,8 @@ def _trainer_rate(data: str, workdir: str, batch_size: int, activation: str = "r
     with contextlib.nullcontext() if id_check else _without_id_check():
         trainer = Trainer(config, workdir, progressive=progressive)
         metrics = trainer.run().metrics
+    if keep is not None:
+        keep.append((trainer, metrics))
     if progressive:
         _SHARES.append(metrics["progressive_metrics_seconds"] / metrics["train_seconds"])
     return trainer.steady_examples_per_sec, trainer.steady_examples_per_cpu_sec
@@ -305,44 +311,78 @@ def _replica_costs() -> None:
           "(target <= 1.9; wall | CPU)")
 
 
-def _interleaved_rates(runs: dict[str, dict]) -> dict[str, list[tuple[float, float]]]:
+def _interleaved_rates(runs: dict[str, dict], finish: Callable[[dict[str, tuple]], None] | None = None
+                       ) -> dict[str, list[tuple[float, float]]]:
     """(examples/s, examples per CPU second) of every run of `_trainer_rate(**kwargs)`, `--repeats` times, the
-    variants interleaved so that load on the machine hits them alike; one data set for all."""
+    variants interleaved so that load on the machine hits them alike; one data set for all. `finish`: called, while
+    the data still exists, with each variant's last (finished `Trainer`, metrics) (the runs are deterministic, so
+    every repeat ends the same)."""
     rates: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+    last: dict[str, tuple] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = _write_data(tmp, _EXAMPLES.value, _VOCAB.value)
         for repeat in range(_REPEATS.value):
             for index, (name, kwargs) in enumerate(runs.items()):
                 workdir = os.path.join(tmp, f"run_{repeat}_{index}")
-                rates[name].append(_trainer_rate(data, workdir, _BATCH.value, **kwargs))
+                keep: list = []
+                rates[name].append(_trainer_rate(data, workdir, _BATCH.value, keep=keep, **kwargs))
+                last[name] = keep[0]
+        if finish is not None:
+            finish(last)
     return rates
 
 
 def _settling_costs() -> None:
-    """EMA and jitter vs plain training: time per example, side by side (interleaved runs, best of each)."""
+    """EMA and jitter vs plain training: time per example, side by side (interleaved runs, best of each); then the
+    relative PD between the every-k-steps and the every-step average, next to the jitter PD."""
     import tensorflow as tf
 
-    batch, examples = _BATCH.value, _EXAMPLES.value
+    from recsys.metrics.pd import relative_pd
+
+    batch, examples, every = _BATCH.value, _EXAMPLES.value, _EMA_EVERY_STEPS.value
     ema = {"averaging.ema_decay": _EMA_DECAY.value}
+    ema_every = {**ema, "averaging.every_steps": every}
+    progressive = {"averaging.progressive_averaged": True}
     jitter = {"jitter_steps": _JITTER_STEPS.value}
+    ema_name, ema_every_name = f"EMA (decay {_EMA_DECAY.value}), every step", f"EMA every {every} steps"
+    jitter_name = f"jitter every {_JITTER_STEPS.value} steps"
     variants = {
         "plain": {},
-        f"EMA (decay {_EMA_DECAY.value})": ema,
-        "EMA + progressive_averaged": {**ema, "averaging.progressive_averaged": True},
-        f"jitter every {_JITTER_STEPS.value} steps": jitter,
-        "EMA + progressive_averaged + jitter": {**ema, "averaging.progressive_averaged": True, **jitter},
+        ema_name: ema,
+        ema_every_name: ema_every,
+        "EMA every step + progressive_averaged": {**ema, **progressive},
+        jitter_name: jitter,
+        f"EMA every {every} + progressive_avg. + jitter": {**ema_every, **progressive, **jitter},
     }
-    rates = _interleaved_rates({name: {"overrides": overrides} for name, overrides in variants.items()})
+    load = os.getloadavg()[0]
+    closeness: list[str] = []
+
+    def compare_averages(runs: dict[str, tuple]) -> None:
+        # The live weights of both EMA runs are identical (averaging does not feed back into training): the PD is
+        # the averages' difference alone.
+        rows = next(iter(runs[ema_name][0].source.dataset(8192)))
+        every_step, every_k = (tf.sigmoid(runs[name][0].states[0].average.model(rows)).numpy()
+                               for name in (ema_name, ema_every_name))
+        jitter_metrics = runs[jitter_name][1]
+        closeness.append(
+            f"relative PD, average every {every} steps vs every step, on {len(every_k)} rows of the stream: "
+            f"{100 * relative_pd(every_k, every_step):.4f}%\n(jitter, live weights vs {_JITTER_STEPS.value} steps "
+            f"earlier: {100 * jitter_metrics['jitter_relative_pd']:.4f}% at the last jitter step, "
+            f"{100 * jitter_metrics['jitter_window_relative_pd']:.4f}% over the window)")
+
+    rates = _interleaved_rates({name: {"overrides": overrides} for name, overrides in variants.items()},
+                               compare_averages)
     print(f"\nSettling benchmark: toy model, MLP {list(HIDDEN)}, {len(CATEGORICAL)} tables x {_VOCAB.value} ids x "
           f"{EMBEDDING_DIM}, batch {batch}, {examples} examples, best of {_REPEATS.value}, TF {tf.__version__}, "
-          f"{os.cpu_count()} CPUs")
-    print(f"{'variant':40s} {'examples/s':>11s} {'ex/CPU-s':>9s} {'time/plain':>11s}   all runs (examples/s)")
+          f"{os.cpu_count()} CPUs, load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+    print(f"{'variant':44s} {'examples/s':>11s} {'ex/CPU-s':>9s} {'time/plain':>11s}   all runs (examples/s)")
     plain = max(v[0] for v in rates["plain"]), max(v[1] for v in rates["plain"])
     for name, values in rates.items():
         best = max(v[0] for v in values), max(v[1] for v in values)
-        print(f"{name:40s} {best[0]:11.0f} {best[1]:9.0f} {plain[0] / best[0]:6.3f} | {plain[1] / best[1]:5.3f}   "
+        print(f"{name:44s} {best[0]:11.0f} {best[1]:9.0f} {plain[0] / best[0]:6.3f} | {plain[1] / best[1]:5.3f}   "
               f"{', '.join(f'{v[0]:.0f}' for v in values)}")
     print("(time/plain: wall | CPU; target <= 1.05 for EMA and for jitter)")
+    print(*closeness, sep="\n")
 
 
 def _id_check_costs() -> None:

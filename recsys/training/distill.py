@@ -136,7 +136,7 @@ class SavedModelTeacher:
 
 
 def _update(state: ModelState, batch: dict[str, tf.Tensor], global_count: tf.Tensor,
-            target: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None, jitter: bool = False
+            target: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None
             ) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
     """One model's update: (logits of the pre-update weights, summed loss, extras); `target` rewrites the label
     loss."""
@@ -150,11 +150,16 @@ def _update(state: ModelState, batch: dict[str, tf.Tensor], global_count: tf.Ten
         loss_sum = tf.reduce_sum(per_example * example_weights(batch[model.label]))
         loss = loss_sum / tf.maximum(global_count, 1.0)
     gradients = tape.gradient(loss, embedding_variables + dense_variables)
-    return logits, loss_sum, state.apply_gradients(gradients, batch, jitter)
+    return logits, loss_sum, state.apply_gradients(gradients, batch)
+
+
+def model_features(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """The batch without the serialized records the SavedModel teacher scores (what the models take)."""
+    return {name: value for name, value in batch.items() if name != SERIALIZED_KEY}
 
 
 def replica_distill_step(states: Sequence[ModelState], batch: dict[str, tf.Tensor], teacher: SavedModelTeacher | None,
-                         label: str, spec: DistillSpec, jitter: bool = False) -> ReplicaOutputs:
+                         label: str, spec: DistillSpec) -> ReplicaOutputs:
     """Replica context (`task.make_synchronous_step`). `states` = the students (one, or R in replica mode with one
     order), then the online teacher when `teacher` is None.
 
@@ -163,13 +168,13 @@ def replica_distill_step(states: Sequence[ModelState], batch: dict[str, tf.Tenso
     exactly the logits the students' losses used.
     """
     global_count = _global_count(batch[label])
-    features = {name: value for name, value in batch.items() if name != SERIALIZED_KEY}
+    features = model_features(batch)
     students = states[:-1] if teacher is None else states
     probabilities, loss_sums, extras = [], [], []
     if teacher is None:
         # The teacher's forward pass reads its variables before its own update (program order in the traced
         # step), and the students get those logits with the gradient stopped.
-        teacher_logits, teacher_loss, teacher_extras = _update(states[-1], features, global_count, jitter=jitter)
+        teacher_logits, teacher_loss, teacher_extras = _update(states[-1], features, global_count)
         teacher_logits = tf.stop_gradient(teacher_logits)
     else:
         teacher_logits = tf.stop_gradient(teacher.logits(batch[SERIALIZED_KEY]))
@@ -178,7 +183,7 @@ def replica_distill_step(states: Sequence[ModelState], batch: dict[str, tf.Tenso
         return distillation_loss(label_loss, student_logits, teacher_logits, spec.weight, spec.temperature)
 
     for student in students:
-        student_logits, student_loss, student_extras = _update(student, features, global_count, target, jitter)
+        student_logits, student_loss, student_extras = _update(student, features, global_count, target)
         probabilities.append(tf.sigmoid(student_logits))
         loss_sums.append(student_loss)
         extras.append(student_extras)

@@ -397,7 +397,7 @@ class Trainer:
             models = [AveragedModelMetrics(**{key: _finite_or_none(state.averaged_metrics.result()[key])
                                               for key in AveragedModelMetrics.__dataclass_fields__})
                       for state in self.states[: self.num_models]]
-        return AveragingMetrics(spec.ema_decay, spec.start_examples, spec.export, models)
+        return AveragingMetrics(spec.ema_decay, spec.start_examples, spec.export, models, spec.every_steps)
 
     def _jitter_metrics(self) -> JitterMetrics | None:
         if self.jitter is None:

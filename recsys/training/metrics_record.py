@@ -11,9 +11,9 @@ docs/training.md, "Outputs" (and "Replica mode", "Distillation", "Co-distillatio
     window_absolute_pd, progressive_pd_examples;
     distillation: distill_weight, distill_temperature, distill_teacher (+ teacher_progressive_{auc,logloss} online);
     co-distillation: codistill_weight;
-    weight averaging (`config.averaging.ema_decay` > 0): ema_decay, ema_start_examples, export_weights, and with
-    progressive_averaged: progressive_averaged_{auc,logloss,calibration} (model 0) and `averaged_models` (per
-    replica);
+    weight averaging (`config.averaging.ema_decay` > 0): ema_decay, ema_start_examples, ema_every_steps,
+    export_weights, and with progressive_averaged: progressive_averaged_{auc,logloss,calibration} (model 0) and
+    `averaged_models` (per replica);
     jitter (`config.jitter_steps` > 0): jitter_steps, jitter_measurements, jitter_relative_pd,
     jitter_window_relative_pd, jitter_snapshot_calibration (model 0) and `jitter_models` (per replica);
     worker input (`config.data.shard_by="file"` on several workers): worker_examples (per worker).
@@ -145,10 +145,11 @@ class AveragingMetrics:
     start_examples: int
     export: str
     models: list[AveragedModelMetrics] | None = None
+    every_steps: int | None = None  # None: written before `config.averaging.every_steps` existed (every step)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"ema_decay": self.ema_decay, "ema_start_examples": self.start_examples,
-                                "export_weights": self.export}
+                                "ema_every_steps": self.every_steps, "export_weights": self.export}
         if self.models is not None:
             data.update(self.models[0].to_json())
             data["averaged_models"] = [model.to_json() for model in self.models]
@@ -160,7 +161,8 @@ class AveragingMetrics:
             return None
         models = data.get("averaged_models")
         return cls(data["ema_decay"], data.get("ema_start_examples"), data.get("export_weights"),
-                   [AveragedModelMetrics.from_json(model) for model in models] if models is not None else None)
+                   [AveragedModelMetrics.from_json(model) for model in models] if models is not None else None,
+                   data.get("ema_every_steps"))
 
 
 JITTER_KEYS = ("relative_pd", "window_relative_pd", "snapshot_calibration")

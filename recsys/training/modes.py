@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import functools
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -38,7 +37,7 @@ from recsys.training import distill, parameter_server, sharding
 from recsys.training import strategy as strategy_lib
 from recsys.training.metrics_record import DistillMetrics, TeacherMetrics
 from recsys.training.replicas import ReplicaPlan
-from recsys.training.settling import SettlingSpec
+from recsys.training.settling import SettlingSpec, SettlingSteps
 from recsys.training.task import (
     ModelState,
     StepResult,
@@ -124,28 +123,25 @@ class TrainingMode(abc.ABC):
         worker trained with `config.data.shard_by="file"`."""
         return {}
 
-    def _synchronous_results(self, dataset: Any, replica_fn: Callable, step: int, examples: int
-                             ) -> Iterator[StepResult]:
-        """Runs `replica_fn(batch, jitter=...)` (task.ReplicaOutputs) on every batch of the distributed `dataset`,
-        from global step `step` on; jitter steps (`SettlingSpec.is_jitter_step`) run a second traced step that
-        also scores the batch with the jitter snapshot. Every process gets the whole global batch's labels and
-        predictions (all-gathered)."""
-        strategy, settling = self.context.strategy, self.context.settling
+    def _synchronous_results(self, dataset: Any, replica_fn: Callable, model_batches: Callable, step: int,
+                             examples: int) -> Iterator[StepResult]:
+        """Runs `replica_fn(batch)` (task.ReplicaOutputs) on every batch of the distributed `dataset`, from global
+        step `step` on, with the settling work around it (`settling.SettlingSteps`; `model_batches(batch)`: each
+        state's features, in replica context). Every process gets the whole global batch's labels and predictions
+        (all-gathered)."""
+        strategy = self.context.strategy
         jit = bool(self.context.config.get("jit_compile_step", False))
-        train_step = make_synchronous_step(strategy, functools.partial(replica_fn, jitter=False),
-                                           dataset.element_spec, jit_compile=jit)
-        jitter_step = None
-        if settling.jitter_steps:
-            jitter_step = make_synchronous_step(strategy, functools.partial(replica_fn, jitter=True),
-                                                dataset.element_spec, jit_compile=jit)
-            jitter_step.get_concrete_function()  # traced now, at start-up, not in the middle of the stream
+        train_step = make_synchronous_step(strategy, replica_fn, dataset.element_spec, jit_compile=jit)
+        settle = SettlingSteps(strategy, self.states, self.context.settling, model_batches, dataset.element_spec)
         count = len(self.states)
         workers = self._worker_examples
         for batch in dataset:
             step += 1
             if workers is not None:
                 workers.add_local(batch[self.context.label], strategy)
-            outputs = (jitter_step if settling.is_jitter_step(step) else train_step)(batch)
+            snapshot = settle.before_step(step, batch)
+            outputs = train_step(batch)
+            settle.after_step(step)  # before the StepResult: the loop may checkpoint this step
             labels, probabilities, losses, positions = outputs[:4]
             extras = outputs[4] if len(outputs) > 4 else [{}]
             labels = [t.numpy() for t in labels]
@@ -164,7 +160,7 @@ class TrainingMode(abc.ABC):
                 positions=(drop_padding([p.numpy() for p in positions], real) if positions
                            else [np.arange(examples - size, examples)] * count),
                 averaged_probabilities=drop_padding(_extra(extras, "averaged"), real),
-                snapshot_probabilities=drop_padding(_extra(extras, "snapshot"), real),
+                snapshot_probabilities=drop_padding([p.numpy() for p in snapshot] if snapshot else None, real),
             )
         if workers is not None:
             workers.gather(strategy)  # the end of the stream: every worker gets here after the same step
@@ -259,10 +255,13 @@ class SharedOrderMode(TrainingMode):
         dataset = context.source.distributed_dataset(context.strategy, context.config.data.batch_size,
                                                      start_offset=examples, start_step=step)
 
-        def replica_fn(batch, jitter):
-            return replica_train_step(self.states, batch, context.label, self.codistill_weight, jitter)
+        def replica_fn(batch):
+            return replica_train_step(self.states, batch, context.label, self.codistill_weight)
 
-        yield from self._synchronous_results(dataset, replica_fn, step, examples)
+        def model_batches(batch):
+            return [batch] * len(self.states)
+
+        yield from self._synchronous_results(dataset, replica_fn, model_batches, step, examples)
 
     def metrics_fields(self, progressive: bool) -> dict[str, Any]:
         fields: dict[str, Any] = {"codistill_weight": self.codistill_weight} if self.codistill_weight > 0 else {}
@@ -283,10 +282,13 @@ class PerReplicaOrderMode(SharedOrderMode):
         dataset = context.source.replica_distributed_dataset(
             context.strategy, context.config.data.batch_size, self.plan.data_seeds, start_offset=examples)
 
-        def replica_fn(batches, jitter):
-            return replica_train_step_per_model(self.states, batches, context.label, self.codistill_weight, jitter)
+        def replica_fn(batches):
+            return replica_train_step_per_model(self.states, batches, context.label, self.codistill_weight)
 
-        yield from self._synchronous_results(dataset, replica_fn, step, examples)
+        def model_batches(batches):
+            return [batch for batch, _ in batches]
+
+        yield from self._synchronous_results(dataset, replica_fn, model_batches, step, examples)
 
     def pd_flush_every(self) -> int | None:
         # Window boundaries are fixed positions of the stream, so resumed and uninterrupted runs add the same
@@ -333,10 +335,13 @@ class DistillMode(TrainingMode):
         dataset = context.source.distributed_dataset(context.strategy, context.config.data.batch_size,
                                                      start_offset=examples)
 
-        def replica_fn(batch, jitter):
-            return distill.replica_distill_step(self.states, batch, self.teacher, context.label, self.spec, jitter)
+        def replica_fn(batch):
+            return distill.replica_distill_step(self.states, batch, self.teacher, context.label, self.spec)
 
-        yield from self._synchronous_results(dataset, replica_fn, step, examples)
+        def model_batches(batch):
+            return [distill.model_features(batch)] * len(self.states)
+
+        yield from self._synchronous_results(dataset, replica_fn, model_batches, step, examples)
 
     def export_names(self) -> list[str]:
         return super().export_names() + (["saved_model_teacher"] if self.spec.online else [])
@@ -437,7 +442,7 @@ def select_mode(config: Any, plan: ReplicaPlan) -> TrainingMode:
 
 
 def _check_parameter_server_settling(config: Any) -> None:
-    """Weight averaging and jitter need the synchronous step (`ModelState.apply_gradients` in `strategy.run`)."""
+    """Weight averaging and jitter need the synchronous step (`settling.SettlingSteps` between global steps)."""
     averaging = config.get("averaging") if hasattr(config, "get") else None
     decay = averaging.ema_decay if averaging is not None else 0.0
     jitter = config.get("jitter_steps", 0) if hasattr(config, "get") else 0

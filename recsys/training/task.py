@@ -37,9 +37,10 @@ from recsys.training.settling import SettlingSpec
 
 DENSE_OPTIMIZERS = ("adagrad", "adam", "sgd")
 _TPU_STRATEGIES = (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy)
-# Strategies whose replica step `jit_compile_step` compiles: one replica per process, so the optimizers' and the
-# weight average's cross-replica `merge_call`s run inside the compiled function (MirroredStrategy cannot merge
-# from inside a nested tf.function); TPUStrategy compiles its steps itself.
+# Strategies whose replica step `jit_compile_step` compiles: one replica per process, so the optimizers'
+# cross-replica `merge_call`s run inside the compiled function (MirroredStrategy cannot merge from inside a nested
+# tf.function); TPUStrategy compiles its steps itself. The weight average and the jitter snapshot are updated
+# outside the step (`settling.SettlingSteps`).
 JIT_STEP_STRATEGIES = ("default", "tpu")
 
 
@@ -54,8 +55,8 @@ class StepResult:
       positions: the examples' positions in the time-ordered stream [N] (progressive PD aligns replicas by them).
       averaged_probabilities: with `config.averaging.progressive_averaged`, the averaged weights' predictions on
         the same examples before this step [N]; else None.
-      snapshot_probabilities: on a jitter step (`recsys.training.settling`), the predictions of the weights of
-        `jitter_steps` steps earlier on the same examples [N]; else None.
+      snapshot_probabilities: on a jitter step (`recsys.training.settling.SettlingSteps`), the predictions of the
+        weights of `jitter_steps` steps earlier on the same examples [N]; else None.
     """
 
     labels: list[np.ndarray]
@@ -76,7 +77,8 @@ class ModelState:
     """One trained model with its two optimizers and its progressive metrics.
 
     With settling options (`recsys.training.settling`): `average` holds the EMA of its weights (scored into
-    `averaged_metrics` when `progressive_averaged`), `snapshot` its weights of `jitter_steps` steps ago.
+    `averaged_metrics` when `progressive_averaged`), `snapshot` its weights of `jitter_steps` steps ago; both are
+    updated outside the train step (`settling.SettlingSteps`).
     """
 
     model: CTRModel
@@ -92,29 +94,21 @@ class ModelState:
         self.embedding_optimizer.build(self.model.embedding_variables)
         self.dense_optimizer.build(self.model.dense_variables)
 
-    def apply_gradients(self, gradients: Sequence[Any], batch: dict[str, tf.Tensor], jitter: bool = False
-                        ) -> dict[str, tf.Tensor]:
+    def apply_gradients(self, gradients: Sequence[Any], batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """Applies the gradients of `embedding_variables + dense_variables` (after the forward pass that scored
-        `batch`), with the settling work around the update; returns the extra predictions on `batch`:
-        "averaged" (the averaged weights before this step's averaging; `averaged_metrics` set) and, when `jitter`,
-        "snapshot" (the snapshot's weights, N steps older than the live pre-update ones, which it then takes).
+        `batch`); returns the extra predictions on `batch`: "averaged" (the averaged weights, as the previous
+        steps left them; `averaged_metrics` set).
 
         Reads of a variable are ordered before its later writes in the traced step (program order), so every
         prediction here is of the weights before this step's update.
         """
         extras = {}
-        step = self.embedding_optimizer.iterations + 1 if self.average is not None else None
         if self.averaged_metrics is not None:
             extras["averaged"] = tf.sigmoid(self.average.model(batch, training=True))
-        if jitter:
-            extras["snapshot"] = tf.sigmoid(self.snapshot(batch, training=True))
-            assign_variables(self.snapshot.variables, self.model.variables)
         split = len(self.model.embedding_variables)
         self.embedding_optimizer.apply_gradients(
             zip(gradients[:split], self.model.embedding_variables, strict=True))
         self.dense_optimizer.apply_gradients(zip(gradients[split:], self.model.dense_variables, strict=True))
-        if self.average is not None:
-            self.average.update(self.model, step)
         return extras
 
 
@@ -197,21 +191,19 @@ def build_model_state(
 # What a replica-context step returns (`make_synchronous_step`): ([labels [n]], [probabilities [n] per model],
 # [summed loss per model], [positions [n]]), with one labels entry when every model trains on the same batch, and
 # positions only when the batch carries them (per-replica orders); a fifth entry, [extras per model]
-# (`ModelState.apply_gradients`), only when a model averages with progressive scoring or it is a jitter step.
+# (`ModelState.apply_gradients`), only when a model averages with progressive scoring.
 ReplicaOutputs = tuple
 
 
 def replica_train_step(
     states: Sequence[ModelState], batch: dict[str, tf.Tensor], label: str, codistill_weight: float = 0.0,
-    jitter: bool = False,
 ) -> ReplicaOutputs:
     """Trains every model on this replica's share of one global batch (replica context).
 
     The loss is the sum of per-example cross-entropies divided by the number of examples in the global batch
     (summed over replicas, so uneven final batches are weighted right); gradients are summed across replicas by
     the optimizers. Embedding gradients are `tf.IndexedSlices` and stay so through the sparse Adagrad update.
-    `codistill_weight` > 0: the models are co-distilled (`replica_codistill_step`). `jitter`: a jitter step
-    (`recsys.training.settling`).
+    `codistill_weight` > 0: the models are co-distilled (`replica_codistill_step`).
 
     Returns:
       ([labels [n]], per model: probabilities [n] computed with the pre-update weights, per model: summed loss, [])
@@ -220,12 +212,12 @@ def replica_train_step(
     labels = batch[label]
     if codistill_weight > 0:
         probabilities, loss_sums, extras = replica_codistill_step(states, [batch] * len(states), label,
-                                                                  codistill_weight, jitter)
+                                                                  codistill_weight)
         return with_extras(([labels], probabilities, loss_sums, []), extras)
     global_count = _global_count(labels)
     probabilities, loss_sums, extras = [], [], []
     for state in states:
-        probability, loss_sum, extra = _train_model(state, batch, global_count, jitter)
+        probability, loss_sum, extra = _train_model(state, batch, global_count)
         probabilities.append(probability)
         loss_sums.append(loss_sum)
         extras.append(extra)
@@ -264,7 +256,7 @@ def _global_count(labels: tf.Tensor) -> tf.Tensor:
     return local
 
 
-def _train_model(state: ModelState, batch: dict[str, tf.Tensor], global_count: tf.Tensor, jitter: bool = False):
+def _train_model(state: ModelState, batch: dict[str, tf.Tensor], global_count: tf.Tensor):
     """One model's update on `batch`: (probabilities with the pre-update weights, summed loss, extras)."""
     model = state.model
     embedding_variables, dense_variables = model.embedding_variables, model.dense_variables
@@ -273,7 +265,7 @@ def _train_model(state: ModelState, batch: dict[str, tf.Tensor], global_count: t
         loss_sum = tf.reduce_sum(model.per_example_loss(batch, logits) * example_weights(batch[model.label]))
         loss = loss_sum / tf.maximum(global_count, 1.0)
     gradients = tape.gradient(loss, embedding_variables + dense_variables)
-    extras = state.apply_gradients(gradients, batch, jitter)
+    extras = state.apply_gradients(gradients, batch)
     return tf.sigmoid(logits), loss_sum, extras
 
 
@@ -314,8 +306,7 @@ def codistill_losses(states: Sequence[ModelState], batches: Sequence[dict[str, t
 
 
 def replica_codistill_step(states: Sequence[ModelState], batches: Sequence[dict[str, tf.Tensor]], label: str,
-                           weight: float, jitter: bool = False
-                           ) -> tuple[list[tf.Tensor], list[tf.Tensor], list[dict[str, tf.Tensor]]]:
+                           weight: float) -> tuple[list[tf.Tensor], list[tf.Tensor], list[dict[str, tf.Tensor]]]:
     """One co-distilled update of every model (replica context): ([probabilities [n]], [summed loss], [extras]).
 
     `batches[r]` is model r's batch (the same object for every model when they share one order). The summed
@@ -335,12 +326,12 @@ def replica_codistill_step(states: Sequence[ModelState], batches: Sequence[dict[
     for state, model_variables, batch in zip(states, variables, batches, strict=True):
         grads = gradients[start:start + len(model_variables)]
         start += len(model_variables)
-        extras.append(state.apply_gradients(grads, batch, jitter))
+        extras.append(state.apply_gradients(grads, batch))
     return [tf.sigmoid(z) for z in logits], loss_sums, extras
 
 
 def replica_train_step_per_model(states: Sequence[ModelState], batches: Sequence[Any], label: str,
-                                 codistill_weight: float = 0.0, jitter: bool = False) -> ReplicaOutputs:
+                                 codistill_weight: float = 0.0) -> ReplicaOutputs:
     """Like `replica_train_step`, but model r trains on its own batch `batches[r] = (features, positions)`.
 
     Returns:
@@ -349,12 +340,12 @@ def replica_train_step_per_model(states: Sequence[ModelState], batches: Sequence
     """
     if codistill_weight > 0:
         features = [batch for batch, _ in batches]
-        probabilities, loss_sums, extras = replica_codistill_step(states, features, label, codistill_weight, jitter)
+        probabilities, loss_sums, extras = replica_codistill_step(states, features, label, codistill_weight)
         return with_extras(([batch[label] for batch in features], probabilities, loss_sums,
                             [position for _, position in batches]), extras)
     labels, probabilities, loss_sums, positions, extras = [], [], [], [], []
     for state, (batch, position) in zip(states, batches, strict=True):
-        probability, loss_sum, extra = _train_model(state, batch, _global_count(batch[label]), jitter)
+        probability, loss_sum, extra = _train_model(state, batch, _global_count(batch[label]))
         labels.append(batch[label])
         probabilities.append(probability)
         loss_sums.append(loss_sum)
@@ -376,7 +367,7 @@ def make_synchronous_step(strategy: tf.distribute.Strategy, replica_fn: Callable
     A fifth entry of per-model extras (`ReplicaOutputs`) is gathered likewise and returned as a fifth list.
     Padding rows (label < 0) stay in the gathered outputs (`drop_padding` removes them) and count in no loss.
 
-    `jit_compile`: `replica_fn` (forward, gradients, both optimizers' updates, settling work) runs as one XLA
+    `jit_compile`: `replica_fn` (forward, gradients, both optimizers' updates) runs as one XLA
     function (`check_jit_compile_step` says under which strategies); the gathers stay outside it. A `TPUStrategy`
     compiles `replica_fn` with XLA in any case.
     """

@@ -14,11 +14,18 @@ from recsys.training.loop import Trainer, train
 from recsys.training.metrics_record import TrainingMetrics
 from recsys.training.replicas import ReplicaPlan
 from recsys.training.schedules import ExampleSchedule, ScheduleSpec
-from recsys.training.settling import SettlingSpec
+from recsys.training.settling import SettlingSpec, SettlingSteps
 from recsys.training.summaries import read_scalars
-from tests.training.helpers import FEATURES, small_config
+from tests.training.helpers import FEATURES, small_config, workdir_at_checkpoint
 
 AVERAGED = {"averaging.ema_decay": 0.9, "averaging.progressive_averaged": True}
+TIMING_KEYS = ("examples_per_sec", "train_seconds", "steady_examples_per_sec", "progressive_metrics_seconds")
+
+
+def _variables(workdir) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(str(workdir / "checkpoints"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if not name.startswith("train_seconds")}
 
 
 def _batch(seed: int, n: int = 16) -> dict[str, tf.Tensor]:
@@ -35,23 +42,37 @@ def _batch(seed: int, n: int = 16) -> dict[str, tf.Tensor]:
 # Weight averaging.
 
 
-@pytest.mark.parametrize("start_examples", [0, 32])
-def test_ema_equals_a_hand_computation_over_a_few_steps(start_examples):
+@pytest.mark.parametrize("every_steps, start_examples", [(1, 0), (1, 32), (3, 0), (3, 48)])
+def test_ema_equals_a_hand_computation_over_a_few_steps(every_steps, start_examples):
+    """k = every_steps: the average moves only after steps k, 2k, ... (a <- d^k a + (1 - d^k) w, or a <- w while
+    step·B <= start_examples); in between it stays exactly as it was. Driven as the modes drive it."""
     config = small_config("unused", **{"model.hidden_units": (4,), "averaging.ema_decay": 0.75,
-                                       "averaging.start_examples": start_examples, "data.batch_size": 16})
+                                       "averaging.start_examples": start_examples,
+                                       "averaging.every_steps": every_steps, "data.batch_size": 16})
     spec = ModelSpec.from_config(config.model, FEATURES)
     settling = SettlingSpec(schedule=ScheduleSpec(batch_size=16), averaging=AveragingSpec.from_config(config))
     state = task.build_model_state(spec, "label", config.optimizer, init_seed=0, metrics_factory=lambda: None,
                                    settling=settling)
+    settle = SettlingSteps(tf.distribute.get_strategy(), [state], settling, lambda batch: [batch])
     step = tf.function(lambda batch: task.replica_train_step([state], batch, "label"))
     average = [v.numpy() for v in state.model.trainable_variables]  # starts at the live weights
-    for k in range(1, 6):
-        step(_batch(seed=k))
+    stored = average
+    for k in range(1, 8):
+        batch = _batch(seed=k)
+        assert settle.before_step(k, batch) is None  # no jitter
+        step(batch)
+        settle.after_step(k)
+        got = [v.numpy() for v in state.average.model.trainable_variables]
+        if k % every_steps:
+            for before, now in zip(stored, got, strict=True):
+                np.testing.assert_array_equal(now, before)
+            continue
         live = [v.numpy() for v in state.model.trainable_variables]
-        decay = np.float32(0.75) if k * 16 > start_examples else np.float32(0.0)
+        decay = np.float32(0.75**every_steps) if k * 16 > start_examples else np.float32(0.0)
         average = [decay * a + (np.float32(1) - decay) * w for a, w in zip(average, live, strict=True)]
-        for expected, got in zip(average, state.average.model.trainable_variables, strict=True):
-            np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6, atol=1e-7)
+        for expected, now in zip(average, got, strict=True):
+            np.testing.assert_allclose(now, expected, rtol=1e-6, atol=1e-7)
+        stored = got
     # The average lags the live weights: it is not just a copy.
     assert not np.allclose(average[-1], live[-1])
 
@@ -99,9 +120,11 @@ def test_averaged_weights_are_exported_and_scored(stream, tmp_path, restore_dete
     assert "progressive_averaged/auc" in scalars
 
 
-def test_one_device_mirrored_strategy_averages_like_the_default_one(stream, tmp_path, restore_determinism):
-    """The averaging and snapshot updates go through merge_call + extended.update under tf.distribute."""
-    overrides = {**AVERAGED, "jitter_steps": 3, "data.max_examples": 640}
+@pytest.mark.parametrize("every_steps", [1, 4])
+def test_one_device_mirrored_strategy_averages_like_the_default_one(stream, tmp_path, restore_determinism,
+                                                                    every_steps):
+    """The averaging and snapshot updates go through extended.update under tf.distribute."""
+    overrides = {**AVERAGED, "jitter_steps": 3, "data.max_examples": 640, "averaging.every_steps": every_steps}
     default = train(small_config(stream, **overrides), str(tmp_path / "default")).metrics
     mirrored = Trainer(small_config(stream, **overrides), str(tmp_path / "mirrored"),
                        strategy=tf.distribute.MirroredStrategy(["/cpu:0"])).run().metrics
@@ -110,8 +133,34 @@ def test_one_device_mirrored_strategy_averages_like_the_default_one(stream, tmp_
         assert mirrored[key] == pytest.approx(default[key], rel=1e-5), key
 
 
+def test_averaging_every_k_steps_resumed_between_two_updates_ends_identical(stream, tmp_path, restore_determinism):
+    """every_steps=3 with checkpoints every 5 steps: the run resumed from step 5 (the average last updated at step
+    3, next at 6) ends bit-identical to an uninterrupted one."""
+    overrides = {**AVERAGED, "averaging.every_steps": 3, "averaging.start_examples": 128, "jitter_steps": 4,
+                 "keep_checkpoints": 100}
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    reference = train(small_config(stream, **overrides), str(straight)).metrics
+    workdir_at_checkpoint(straight, resumed, 5)
+    trainer = Trainer(small_config(stream, **overrides), str(resumed), record_predictions=True)
+    metrics = trainer.run().metrics
+    assert len(trainer.recorded) == reference["steps"] - 5  # it did resume, after step 5
+    assert reference["ema_every_steps"] == 3 and reference["steps"] % 3  # the stream ends between two updates
+    assert {k: v for k, v in metrics.items() if k not in TIMING_KEYS} == {
+        k: v for k, v in reference.items() if k not in TIMING_KEYS}
+    a, b = _variables(straight), _variables(resumed)
+    assert sorted(a) == sorted(b) and any(name.startswith("averaged_models") for name in a)
+    for name in a:
+        assert np.array_equal(a[name], b[name]), f"{name} differs"
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"averaging.ema_decay": 1.0}, "`config.averaging.ema_decay` must be in [0, 1)"),
+    ({"averaging.ema_decay": 0.9, "averaging.every_steps": 0}, "`config.averaging.every_steps` must be an integer"),
+    ({"averaging.ema_decay": 0.9, "averaging.every_steps": True}, "`config.averaging.every_steps` must be an integer"),
+    ({"averaging.ema_decay": 0.9, "averaging.every_steps": 11},
+     "must be at most the average's span 1/(1 - ema_decay) = 10 steps (ema_decay=0.9). Received: every_steps=11"),
+    ({"averaging.every_steps": 2}, "`config.averaging.every_steps=2` spaces the updates of the average, but "
+                                   "`config.averaging.ema_decay` is 0 (off)"),
     ({"averaging.ema_decay": 0.9, "averaging.export": "best"}, "`config.averaging.export` must be one of"),
     ({"averaging.progressive_averaged": True}, "`config.averaging.ema_decay` is 0 (off)"),
     ({"averaging.ema_decay": 0.9, "averaging.start_examples": -1}, "`config.averaging.start_examples`"),
