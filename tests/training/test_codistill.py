@@ -68,7 +68,8 @@ def _final_pd(trainer: Trainer, batch) -> float:
     return pd_lib.relative_pd(p[0], p[1])
 
 
-@pytest.mark.parametrize("noise", ["shuffle", "init"])
+# The init case is slow (issue 17): the same effect under the other noise source.
+@pytest.mark.parametrize("noise", ["shuffle", pytest.param("init", marks=pytest.mark.slow)])
 def test_codistillation_lowers_pd(stream, tmp_path, noise):
     base = {"replicas.count": 2, "replicas.noise": noise, "optimizer.dense_learning_rate": 0.2}
     plain = Trainer(small_config(stream, **base), str(tmp_path / "plain"))

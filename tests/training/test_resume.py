@@ -49,9 +49,10 @@ def _final_variables(workdir) -> dict[str, np.ndarray]:
             if not name.startswith("train_seconds")}
 
 
-# The plain run is slow (issue 17): "settled" is the same SIGKILL-and-rerun with a superset of the state to restore.
-@pytest.mark.parametrize("settling", [pytest.param({}, id="plain", marks=pytest.mark.slow),
-                                      pytest.param(SETTLED, id="settled")])
+# Slow (issue 17): three trainer runs, two of them fresh Pythons. Exact resume is tested in the default suite in
+# process from a copied checkpoint (docs/performance.md, "Test suite"); "settled" restores a superset of the state.
+@pytest.mark.slow
+@pytest.mark.parametrize("settling", [pytest.param({}, id="plain"), pytest.param(SETTLED, id="settled")])
 def test_resume_after_sigkill_ends_bit_identical_to_an_uninterrupted_run(tmp_path, restore_determinism, settling):
     data = write_stream(tmp_path / "data", shards=3, rows=1000)  # 3,000 examples = 94 steps of 32
     straight, killed = tmp_path / "straight", tmp_path / "killed"
