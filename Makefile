@@ -19,8 +19,8 @@ $(STAMP): requirements.txt setup.py
 demo: install
 	bash scripts/demo.sh $(DEMO_DIR)
 
-# Two pytest-xdist workers, whole test files each, the longest files first (tests/conftest.py): on 2 cores this
-# halves the wall time of one process (docs/performance.md, "Test suite"). `make test TEST_WORKERS=0` runs one process.
+# Two pytest-xdist workers, whole test files each, the longest files first (tests/conftest.py): on 2 quiet cores
+# 1.57x faster than one process (docs/performance.md, "Test suite"). `make test TEST_WORKERS=0` runs one process.
 TEST_WORKERS ?= 2
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
