@@ -110,6 +110,41 @@ def workdir_at_checkpoint(finished: pathlib.Path, copy: pathlib.Path, step: int)
         f'model_checkpoint_path: "ckpt-{step}"\nall_model_checkpoint_paths: "ckpt-{step}"\n')
 
 
+def checkpoint_variables(workdir) -> dict[str, np.ndarray]:
+    """Every variable of a workdir's latest checkpoint but the wall-clock counter."""
+    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if not name.startswith("train_seconds")}
+
+
+# metrics.json keys that measure time (or name the workdir), left out when two runs are compared.
+TIMING_KEYS = ("examples_per_sec", "train_seconds", "steady_examples_per_sec", "progressive_metrics_seconds",
+               "saved_models")
+
+
+def assert_resume_is_exact(stream: str, root: pathlib.Path, overrides: dict, step: int
+                           ) -> tuple[dict, dict[str, np.ndarray]]:
+    """Trains `small_config(stream, **overrides)` in root/straight, makes root/resumed that workdir as a run killed
+    after checkpoint `step` leaves it, and resumes there; asserts the resumed run trained only the remaining steps and
+    ends with the same metrics (timings aside) and bit-identical checkpoint variables. Returns the uninterrupted
+    run's metrics and checkpoint variables, for the caller's own checks."""
+    from recsys.training.loop import Trainer, train
+
+    straight, resumed = root / "straight", root / "resumed"
+    reference = train(small_config(stream, **overrides), str(straight)).metrics
+    workdir_at_checkpoint(straight, resumed, step)
+    trainer = Trainer(small_config(stream, **overrides), str(resumed), record_predictions=True)
+    metrics = trainer.run().metrics
+    assert len(trainer.recorded) == reference["steps"] - step  # it did resume, after `step`
+    assert {k: v for k, v in metrics.items() if k not in TIMING_KEYS} == {
+        k: v for k, v in reference.items() if k not in TIMING_KEYS}
+    a, b = checkpoint_variables(straight), checkpoint_variables(resumed)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert np.array_equal(a[name], b[name]), f"{name} differs"
+    return reference, a
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

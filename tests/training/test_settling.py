@@ -16,16 +16,9 @@ from recsys.training.replicas import ReplicaPlan
 from recsys.training.schedules import ExampleSchedule, ScheduleSpec
 from recsys.training.settling import SettlingSpec, SettlingSteps
 from recsys.training.summaries import read_scalars
-from tests.training.helpers import FEATURES, small_config, workdir_at_checkpoint
+from tests.training.helpers import FEATURES, assert_resume_is_exact, small_config
 
 AVERAGED = {"averaging.ema_decay": 0.9, "averaging.progressive_averaged": True}
-TIMING_KEYS = ("examples_per_sec", "train_seconds", "steady_examples_per_sec", "progressive_metrics_seconds")
-
-
-def _variables(workdir) -> dict[str, np.ndarray]:
-    reader = tf.train.load_checkpoint(str(workdir / "checkpoints"))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if not name.startswith("train_seconds")}
 
 
 def _batch(seed: int, n: int = 16) -> dict[str, tf.Tensor]:
@@ -139,19 +132,9 @@ def test_averaging_every_k_steps_resumed_between_two_updates_ends_identical(stre
     3, next at 6) ends bit-identical to an uninterrupted one."""
     overrides = {**AVERAGED, "averaging.every_steps": 3, "averaging.start_examples": 128, "jitter_steps": 4,
                  "keep_checkpoints": 100}
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    reference = train(small_config(stream, **overrides), str(straight)).metrics
-    workdir_at_checkpoint(straight, resumed, 5)
-    trainer = Trainer(small_config(stream, **overrides), str(resumed), record_predictions=True)
-    metrics = trainer.run().metrics
-    assert len(trainer.recorded) == reference["steps"] - 5  # it did resume, after step 5
+    reference, variables = assert_resume_is_exact(stream, tmp_path, overrides, step=5)
     assert reference["ema_every_steps"] == 3 and reference["steps"] % 3  # the stream ends between two updates
-    assert {k: v for k, v in metrics.items() if k not in TIMING_KEYS} == {
-        k: v for k, v in reference.items() if k not in TIMING_KEYS}
-    a, b = _variables(straight), _variables(resumed)
-    assert sorted(a) == sorted(b) and any(name.startswith("averaged_models") for name in a)
-    for name in a:
-        assert np.array_equal(a[name], b[name]), f"{name} differs"
+    assert any(name.startswith("averaged_models") for name in variables)
 
 
 @pytest.mark.parametrize("overrides, message", [
