@@ -75,7 +75,8 @@ def run_main(module_name: str, *args: str, parser: Callable | None = None) -> su
         if not was_imported:
             sys.modules.pop(module_name, None)
         for owner, flag in parked:
-            flags.FLAGS[flag.name] = flag
+            if flag.name not in flags.FLAGS:  # once, however many modules registered it
+                flags.FLAGS[flag.name] = flag
             flags.FLAGS.register_flag_by_module(owner, flag)
     return subprocess.CompletedProcess(argv, status, stdout.getvalue(), stderr.getvalue())
 
