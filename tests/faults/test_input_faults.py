@@ -16,7 +16,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -272,26 +271,21 @@ def test_sigterm_then_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path
     """SIGTERM (what Kubernetes and `kill` send) ends the trainer at once, as SIGKILL does
     (tests/training/test_resume.py); the rerun takes over the stale lock, resumes and ends identical."""
     from recsys.training.loop import train
-    from tests.training.helpers import small_config, train_command
-    from tests.training.test_resume import OVERRIDES, TIMING_KEYS, _checkpoint_step, _final_variables
+    from tests.training.helpers import (
+        assert_same_outcome,
+        latest_checkpoint_step,
+        small_config,
+        stop_after_first_checkpoint,
+        train_command,
+    )
+    from tests.training.test_resume import OVERRIDES
 
     data = write_stream(tmp_path / "data", shards=3, rows=2000)
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     command = train_command(stopped, data, **OVERRIDES)
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 300
-        while _checkpoint_step(stopped) is None and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        time.sleep(0.02)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == -signal.SIGTERM, stderr[-3000:]
-    step = _checkpoint_step(stopped)
+    returncode, stderr = stop_after_first_checkpoint(command, stopped, signal.SIGTERM)
+    assert returncode == -signal.SIGTERM, stderr[-3000:]
+    step = latest_checkpoint_step(stopped)
     assert step is not None and step < 188
     assert (stopped / "LOCK").exists() and not (stopped / "metrics.json").exists()
 
@@ -301,13 +295,7 @@ def test_sigterm_then_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path
     assert f"Resuming from {stopped}/checkpoints/ckpt-{step}" in resumed.stderr
     assert not (stopped / "LOCK").exists()
     reference = train(small_config(data, **OVERRIDES), str(straight)).metrics
-    a, b = _final_variables(straight), _final_variables(stopped)
-    assert sorted(a) == sorted(b)
-    for name in a:
-        assert np.array_equal(a[name], b[name]), f"{name} differs"
-    metrics = json.loads((stopped / "metrics.json").read_text())
-    assert {k: v for k, v in metrics.items() if k not in TIMING_KEYS} == {
-        k: v for k, v in reference.items() if k not in TIMING_KEYS}
+    assert_same_outcome(straight, stopped, reference, json.loads((stopped / "metrics.json").read_text()))
 
 
 # --- Compare ------------------------------------------------------------------------------------------------------

@@ -136,13 +136,46 @@ def assert_resume_is_exact(stream: str, root: pathlib.Path, overrides: dict, ste
     trainer = Trainer(small_config(stream, **overrides), str(resumed), record_predictions=True)
     metrics = trainer.run().metrics
     assert len(trainer.recorded) == reference["steps"] - step  # it did resume, after `step`
+    return reference, assert_same_outcome(straight, resumed, reference, metrics)
+
+
+def assert_same_outcome(straight: pathlib.Path, other: pathlib.Path, reference: dict, metrics: dict
+                        ) -> dict[str, np.ndarray]:
+    """Asserts that run `other` ended as the uninterrupted run `straight` did: the same metrics (timings aside) and
+    bit-identical checkpoint variables (optimizer slots included); returns `straight`'s variables."""
     assert {k: v for k, v in metrics.items() if k not in TIMING_KEYS} == {
         k: v for k, v in reference.items() if k not in TIMING_KEYS}
-    a, b = checkpoint_variables(straight), checkpoint_variables(resumed)
+    a, b = checkpoint_variables(straight), checkpoint_variables(other)
     assert sorted(a) == sorted(b)
     for name in a:
         assert np.array_equal(a[name], b[name]), f"{name} differs"
-    return reference, a
+    return a
+
+
+def latest_checkpoint_step(workdir) -> int | None:
+    path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    return int(path.rsplit("-", 1)[1]) if path else None
+
+
+def stop_after_first_checkpoint(command: list[str], workdir: pathlib.Path, signal_number: int) -> tuple[int, str]:
+    """Starts the training `command` (writing `workdir`), sends it `signal_number` 20 ms after its first checkpoint
+    (usually between two checkpoints, so some trained steps are lost and redone) and returns its exit status and
+    stderr."""
+    import time
+
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while latest_checkpoint_step(workdir) is None and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.02)
+        process.send_signal(signal_number)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, stderr
 
 
 def free_port() -> int:
